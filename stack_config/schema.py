@@ -1,0 +1,434 @@
+"""The typed stack config: every key under the `platform:` namespace of `Pulumi.<stack>.yaml`.
+
+Each field carries its default (the seeds' value) in its description. Defaults that differ between
+staging and prod live in `stack_config.profiles`; rules that span fields live in `stack_config.rules`.
+Keys are camelCase in the stack file, as Pulumi config keys conventionally are.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from stack_config.limits import (
+    CLOUDWATCH_LOG_RETENTION_DAYS,
+    ENHANCED_MONITORING_INTERVALS,
+    FARGATE_MEMORY_BY_CPU,
+)
+
+REGION_PATTERN = r"^[a-z]{2}(-gov)?-[a-z]+-\d$"
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+DOMAIN_PATTERN = r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
+BACKUP_CRON_PATTERN = r"^cron\(.+\)$"
+# RDS windows: ddd:hh24:mi-ddd:hh24:mi for maintenance, hh24:mi-hh24:mi for backups.
+MAINTENANCE_WINDOW_PATTERN = r"^(mon|tue|wed|thu|fri|sat|sun):([01]\d|2[0-3]):[0-5]\d-(mon|tue|wed|thu|fri|sat|sun):([01]\d|2[0-3]):[0-5]\d$"
+DAILY_WINDOW_PATTERN = r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$"
+RESOURCE_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,39}$"
+
+
+class Model(BaseModel):
+    """Base of every config model: unknown keys are errors, keys are camelCase, values immutable."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        alias_generator=to_camel,
+        populate_by_name=False,
+        frozen=True,
+        coerce_numbers_to_str=True,
+    )
+
+
+def _one_of(allowed: tuple[int, ...]) -> AfterValidator:
+    def check(value: int) -> int:
+        if value not in allowed:
+            raise ValueError(f"must be one of {', '.join(map(str, allowed))}")
+        return value
+
+    return AfterValidator(check)
+
+
+LogRetentionDays = Annotated[int, _one_of(CLOUDWATCH_LOG_RETENTION_DAYS)]
+Percent = Annotated[float, Field(gt=0, le=100)]
+Email = Annotated[str, Field(pattern=EMAIL_PATTERN, max_length=254)]
+
+
+# --- network -------------------------------------------------------------------------------------
+
+
+class SubnetTier(Model):
+    """One subnet tier: one subnet per AZ, each of `prefixLength`, or the explicit `cidrs`."""
+
+    prefix_length: int = Field(
+        ge=16, le=28, description="Size of each subnet of the tier (AWS allows /16 to /28)."
+    )
+    cidrs: list[ipaddress.IPv4Network] | None = Field(
+        default=None,
+        description="Explicit CIDRs, one per AZ in AZ order; default: carved from the VPC CIDR in tier order.",
+    )
+
+
+class NetworkConfig(Model):
+    vpc_cidr: ipaddress.IPv4Network = Field(
+        default=ipaddress.IPv4Network("10.0.0.0/16"),
+        description="VPC CIDR (AWS allows /16 to /28). Default 10.0.0.0/16.",
+    )
+    public: SubnetTier = Field(
+        default=SubnetTier.model_validate({"prefixLength": 24}),
+        description="Public tier (ALB, NAT gateways). Default /24 per AZ.",
+    )
+    private: SubnetTier = Field(
+        default=SubnetTier.model_validate({"prefixLength": 20}),
+        description="Private tier (Fargate tasks, interface endpoints). Default /20 per AZ.",
+    )
+    isolated: SubnetTier = Field(
+        default=SubnetTier.model_validate({"prefixLength": 24}),
+        description="Isolated tier (Aurora, ElastiCache), no route to the internet. Default /24 per AZ.",
+    )
+    nat_strategy: Literal["one_per_az", "single", "none"] = Field(
+        default="one_per_az",
+        description="NAT gateways: one per AZ (prod), a single one (cheaper, one AZ's outage cuts egress), or none.",
+    )
+    vpc_endpoints: bool = Field(
+        default=True,
+        description="S3 gateway endpoint and interface endpoints (ECR, Logs, SQS, Secrets Manager, KMS).",
+    )
+    flow_log_traffic: Literal["ALL", "ACCEPT", "REJECT"] = Field(
+        default="ALL", description="Traffic the VPC flow log records. Default ALL."
+    )
+
+    @field_validator("vpc_cidr")
+    @classmethod
+    def _vpc_size(cls, value: ipaddress.IPv4Network) -> ipaddress.IPv4Network:
+        if not 16 <= value.prefixlen <= 28:
+            raise ValueError("VPC CIDR prefix must be between /16 and /28")
+        return value
+
+
+# --- edge ----------------------------------------------------------------------------------------
+
+
+class EdgeConfig(Model):
+    domain: str = Field(
+        pattern=DOMAIN_PATTERN,
+        max_length=253, description="The site's domain name, e.g. shop.example.com."
+    )
+    hosted_zone: str = Field(
+        pattern=DOMAIN_PATTERN,
+        max_length=253, description="The Route 53 public hosted zone the domain lives in."
+    )
+    price_class: Literal["PriceClass_100", "PriceClass_200", "PriceClass_All"] = Field(
+        default="PriceClass_100", description="CloudFront price class. Default PriceClass_100."
+    )
+    waf_rate_limit: int = Field(
+        default=2000,
+        ge=10,
+        le=2_000_000_000,
+        description="Requests per client IP per 5 minutes before WAF blocks (AWS allows 10 to 2e9). Default 2000.",
+    )
+    latency_routing_region: str | None = Field(
+        default=None,
+        pattern=REGION_PATTERN,
+        description="Set to the region's name to publish latency-based records (ready for a second region).",
+    )
+
+    @field_validator("domain", "hosted_zone", mode="before")
+    @classmethod
+    def _lowercase(cls, value: object) -> object:
+        return value.lower().rstrip(".") if isinstance(value, str) else value
+
+
+# --- services ------------------------------------------------------------------------------------
+
+
+class AutoscalingConfig(Model):
+    cpu_target_percent: Percent = Field(default=70, description="Target tracking on CPU. Default 70 %.")
+    memory_target_percent: Percent = Field(
+        default=80, description="Target tracking on memory. Default 80 %."
+    )
+    requests_per_target: int = Field(
+        default=1000, ge=1, description="ALB requests per target (API only). Default 1000."
+    )
+    backlog_per_task: int = Field(
+        default=100,
+        ge=1,
+        description="Visible messages per running task before the worker scales out. Default 100.",
+    )
+    scale_out_cooldown_seconds: int = Field(
+        default=60, ge=0, le=3600, description="Scale out fast. Default 60 s."
+    )
+    scale_in_cooldown_seconds: int = Field(
+        default=300, ge=0, le=3600, description="Scale in slowly. Default 300 s."
+    )
+
+
+class DeploymentConfig(Model):
+    strategy: Literal["rolling", "blue_green"] = Field(
+        default="rolling", description="rolling (100 % min healthy, 200 % max) or ECS-native blue_green."
+    )
+    bake_minutes: int = Field(
+        default=10,
+        ge=0,
+        le=1440,
+        description="Blue/green bake time before the old tasks go (ECS allows 0 to 1440). Default 10.",
+    )
+
+
+class ServiceConfig(Model):
+    cpu: int = Field(default=512, description="Fargate CPU units (256 to 16384).")
+    memory: int = Field(default=1024, description="Fargate memory MiB; must pair with cpu.")
+    desired_count: int = Field(default=2, ge=0, le=1000)
+    min_count: int = Field(default=2, ge=0, le=1000)
+    max_count: int = Field(default=10, ge=1, le=1000)
+    autoscaling: AutoscalingConfig = AutoscalingConfig()
+    deployment: DeploymentConfig = DeploymentConfig()
+    image: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1024,
+        description="Prebuilt image URI; default: built from app/ at `pulumi up`.",
+    )
+    use_spot: bool = Field(default=False, description="Run on FARGATE_SPOT capacity (worker).")
+    job_timeout_seconds: int = Field(
+        default=90,
+        ge=1,
+        le=43200,
+        description="Longest a message may take to process (worker); queues' visibility must cover it.",
+    )
+
+    @field_validator("cpu")
+    @classmethod
+    def _cpu(cls, value: int) -> int:
+        if value not in FARGATE_MEMORY_BY_CPU:
+            raise ValueError(f"must be one of {', '.join(map(str, FARGATE_MEMORY_BY_CPU))}")
+        return value
+
+
+class ServicesConfig(Model):
+    api: ServiceConfig = ServiceConfig()
+    worker: ServiceConfig = ServiceConfig()
+    min_tasks_per_az: int = Field(
+        default=1,
+        ge=0,
+        le=100,
+        description="Each service's minimum tasks per AZ (the seeds: 2 in prod).",
+    )
+
+
+# --- data ----------------------------------------------------------------------------------------
+
+
+class ServerlessV2Config(Model):
+    min_acu: float = Field(default=0.5, ge=0, le=256, description="Aurora Serverless v2 minimum ACU.")
+    max_acu: float = Field(default=4, ge=1, le=256, description="Aurora Serverless v2 maximum ACU.")
+
+    @field_validator("min_acu", "max_acu")
+    @classmethod
+    def _half_steps(cls, value: float) -> float:
+        if (value * 2) != int(value * 2):
+            raise ValueError("must be a multiple of 0.5")
+        return value
+
+
+class DatabaseConfig(Model):
+    engine_version: str = Field(
+        default="17.4",
+        pattern=r"^\d{2}\.\d+$",
+        description="Aurora PostgreSQL engine version, pinned. Default 17.4.",
+    )
+    instance_class: str | None = Field(
+        default=None,
+        pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$",
+        description="Provisioned instance class; conflicts with serverlessV2.",
+    )
+    serverless_v2: ServerlessV2Config | None = Field(
+        default=None, description="Serverless v2 scaling; conflicts with instanceClass."
+    )
+    reader_count: int = Field(default=1, ge=0, le=15, description="Aurora allows 15 replicas.")
+    backup_retention_days: int = Field(default=7, ge=1, le=35, description="AWS allows 1 to 35.")
+    backup_window: str = Field(default="03:00-04:00", pattern=DAILY_WINDOW_PATTERN)
+    maintenance_window: str = Field(default="sun:04:30-sun:05:30", pattern=MAINTENANCE_WINDOW_PATTERN)
+    deletion_protection: bool = True
+    performance_insights_retention_days: int = Field(
+        default=7, description="7, or a multiple of 31 up to 731."
+    )
+    monitoring_interval_seconds: Annotated[int, _one_of(ENHANCED_MONITORING_INTERVALS)] = 60
+    slow_statement_ms: int = Field(default=500, ge=-1, le=2_147_483_647)
+    database_name: str = Field(default="app", pattern=r"^[a-z][a-z0-9_]{0,62}$")
+
+    @field_validator("performance_insights_retention_days")
+    @classmethod
+    def _pi_retention(cls, value: int) -> int:
+        if value != 7 and not (value % 31 == 0 and 31 <= value <= 731):
+            raise ValueError("must be 7 or a multiple of 31 up to 731")
+        return value
+
+
+class CacheConfig(Model):
+    engine: Literal["redis", "valkey"] = "valkey"
+    engine_version: str = Field(default="8.0", pattern=r"^\d+\.\d+$")
+    node_type: str = Field(default="cache.t4g.small", pattern=r"^cache\.[a-z0-9]+\.[a-z0-9]+$")
+    replica_count: int = Field(default=1, ge=0, le=5, description="Replicas per shard (AWS allows 5).")
+    snapshot_retention_days: int = Field(default=7, ge=0, le=35, description="Seeds: 7 days.")
+    snapshot_window: str = Field(default="02:00-03:00", pattern=DAILY_WINDOW_PATTERN)
+    maintenance_window: str = Field(default="sun:05:30-sun:06:30", pattern=MAINTENANCE_WINDOW_PATTERN)
+    eviction_policy: Literal[
+        "volatile-lru",
+        "allkeys-lru",
+        "volatile-lfu",
+        "allkeys-lfu",
+        "volatile-random",
+        "allkeys-random",
+        "volatile-ttl",
+        "noeviction",
+    ] = Field(
+        default="volatile-lru",
+        description="Only keys with a TTL (cache entries, sessions) are evicted; idempotency keys stay.",
+    )
+
+
+class QueueConfig(Model):
+    fifo: bool = False
+    visibility_timeout_seconds: int = Field(default=120, ge=0, le=43200, description="SQS allows 0 to 43200.")
+    max_receive_count: int = Field(default=3, ge=1, le=1000, description="Receives before the DLQ.")
+    retention_seconds: int = Field(default=604800, ge=60, le=1209600, description="7 days.")
+    dlq_retention_seconds: int = Field(default=1209600, ge=60, le=1209600, description="14 days.")
+    receive_wait_seconds: int = Field(default=20, ge=0, le=20, description="Long polling.")
+    consumer: Literal["worker"] | None = Field(
+        default="worker", description="The service that consumes the queue, or none."
+    )
+
+
+class MessagingConfig(Model):
+    queues: dict[Annotated[str, Field(pattern=RESOURCE_NAME_PATTERN)], QueueConfig] = Field(
+        default_factory=lambda: {"orders": QueueConfig()},
+        description="Queues by name. Default: `orders`, consumed by the worker.",
+    )
+
+
+class AlarmThresholds(Model):
+    alb_5xx_per_minute: int = Field(default=50, ge=1, description="Seeds: > 50 5xx a minute.")
+    alb_5xx_periods: int = Field(default=2, ge=1, le=60)
+    target_5xx_per_minute: int = Field(default=25, ge=1)
+    p99_latency_seconds: float = Field(default=1.0, gt=0)
+    aurora_cpu_percent: Percent = Field(default=80, description="Seeds: 80 % for 5 minutes.")
+    aurora_cpu_minutes: int = Field(default=5, ge=1, le=60)
+    aurora_freeable_memory_mib: int = Field(default=256, ge=1)
+    aurora_connections: int = Field(default=800, ge=1)
+    aurora_replica_lag_ms: int = Field(default=1000, ge=1)
+    redis_cpu_percent: Percent = 75
+    redis_memory_percent: Percent = 80
+    redis_evictions: int = Field(default=100, ge=0)
+    queue_oldest_message_seconds: int = Field(default=600, ge=1)
+
+
+class ObservabilityConfig(Model):
+    log_retention_days: LogRetentionDays = Field(
+        default=30, description="One of CloudWatch's allowed values."
+    )
+    alarm_thresholds: AlarmThresholds = AlarmThresholds()
+    alert_emails: list[Email] = Field(default_factory=list, max_length=20)
+    tracing_sample_rate: float = Field(default=0.05, ge=0, le=1)
+
+
+class RecoveryConfig(Model):
+    rpo_minutes: int = Field(default=60, ge=5, description="Recovery point objective.")
+    rto_minutes: int = Field(default=240, ge=15, description="Recovery time objective.")
+    backup_schedule: str = Field(
+        default="cron(0 5 * * ? *)", pattern=BACKUP_CRON_PATTERN, description="Daily at 05:00 UTC."
+    )
+    backup_retention_days: int = Field(default=35, ge=1, le=36500)
+    copy_region: str | None = Field(
+        default=None, pattern=REGION_PATTERN, description="Cross-region backup copy target."
+    )
+
+
+class BudgetConfig(Model):
+    monthly_usd: float = Field(default=1000, gt=0, le=10_000_000)
+    alert_thresholds_percent: list[Annotated[float, Field(gt=0, le=1000)]] = Field(
+        default_factory=lambda: [80.0, 100.0], min_length=1, max_length=10
+    )
+
+
+class AppConfig(Model):
+    cors_origins: list[Annotated[str, Field(pattern=r"^https?://[^\s/]+$")]] = Field(
+        default_factory=list, description="Origins allowed by CORS; default: the site's own."
+    )
+    trusted_proxy_hops: int = Field(
+        default=2, ge=0, le=5, description="CloudFront and the ALB: 2 hops in front of the API."
+    )
+    notification_url: str | None = Field(
+        default=None, pattern=r"^https://\S+$", description="The worker's notification provider."
+    )
+    notification_api_key: SecretStr | None = Field(
+        default=None,
+        description="The provider's API key; set it with `pulumi config set --secret --path`.",
+    )
+
+
+def _validate_tag_key(key: str) -> str:
+    if key.lower().startswith("aws:"):
+        raise ValueError("tag keys may not start with 'aws:'")
+    if not 1 <= len(key) <= 128 or not re.fullmatch(r"[\w .:/=+\-@]+", key):
+        raise ValueError("tag keys are 1-128 letters, digits, spaces and _ . : / = + - @")
+    return key
+
+
+TagKey = Annotated[str, AfterValidator(_validate_tag_key)]
+TagValue = Annotated[str, Field(pattern=r"^[\w .:/=+\-@]*$", max_length=256)]
+
+
+class PlatformConfig(Model):
+    """Everything under `platform:` in a stack file."""
+
+    environment: Literal["staging", "prod"]
+    region: str = Field(default="us-east-1", pattern=REGION_PATTERN)
+    availability_zones: int | list[str] = Field(
+        default=3,
+        description="How many AZs (the region's first N), or their names. Default 3.",
+    )
+    network: NetworkConfig = NetworkConfig()
+    edge: EdgeConfig
+    services: ServicesConfig = ServicesConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    cache: CacheConfig = CacheConfig()
+    messaging: MessagingConfig = MessagingConfig()
+    observability: ObservabilityConfig = ObservabilityConfig()
+    recovery: RecoveryConfig = RecoveryConfig()
+    budget: BudgetConfig = BudgetConfig()
+    app: AppConfig = AppConfig()
+    tags: dict[TagKey, TagValue] = Field(
+        default_factory=dict, max_length=40, description="Tags on every resource (AWS allows 50)."
+    )
+
+    @field_validator("availability_zones", mode="before")
+    @classmethod
+    def _azs(cls, value: object) -> object:
+        is_count = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 6
+        is_names = (
+            isinstance(value, list)
+            and 1 <= len(value) <= 6
+            and all(isinstance(name, str) for name in value)
+            and len(set(value)) == len(value)
+        )
+        if not (is_count or is_names):
+            raise ValueError("must be an AZ count from 1 to 6, or a list of 1 to 6 distinct AZ names")
+        return value
+
+    @property
+    def az_count(self) -> int:
+        return (
+            self.availability_zones
+            if isinstance(self.availability_zones, int)
+            else len(self.availability_zones)
+        )
