@@ -8,9 +8,11 @@ dependencies and property dependencies, and every resource's registered outputs.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import runpy
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,7 +25,7 @@ from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.stack import run_in_stack
-from pulumi.runtime.sync_await import _sync_await
+from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
 from platformctl.mocks import DEFAULT_REGION, OfflineMocks
 
@@ -108,8 +110,16 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
     def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
         super().__init__(mocks)
         self.planned: dict[str, PlannedResource] = {}
+        # The mock monitor gives each executor thread an event loop; they are closed after the run
+        # so that none is left for the interpreter to tear down noisily at exit.
+        self.thread_loops: set[asyncio.AbstractEventLoop] = set()
 
-    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (the gRPC method's name)
+    def Invoke(self, request: Any) -> Any:  # noqa: N802 (the gRPC method's name)
+        self.thread_loops.add(_ensure_event_loop())
+        return super().Invoke(request)
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802
+        self.thread_loops.add(_ensure_event_loop())
         response = super().RegisterResource(request)
         urn = response.urn
         registration = self.resources.get(urn)
@@ -122,9 +132,10 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             id=(registration.id or None) if registration else None,
             inputs=mask_secrets(rpc.deserialize_properties(request.object)),
             outputs=mask_secrets(registration.state) if registration and request.custom else {},
-            dependencies=list(request.dependencies),
+            # The SDK gathers dependencies in sets; sorted, two plans of one program compare equal.
+            dependencies=sorted(request.dependencies),
             property_dependencies={
-                name: list(deps.urns) for name, deps in sorted(request.propertyDependencies.items())
+                name: sorted(deps.urns) for name, deps in sorted(request.propertyDependencies.items())
             },
         )
         return response
@@ -231,7 +242,15 @@ def run_program(
     pulumi.runtime.set_all_config(config, list(secret_keys))
     # set_mocks installs a throwaway root stack; the program gets its own, as under the engine.
     pulumi_settings.ROOT.set(None)
-    _sync_await(run_in_stack(lambda: None if program() is None else None))
+    main_loop = _ensure_event_loop()
+    executor = ThreadPoolExecutor(thread_name_prefix="offline-plan")
+    main_loop.set_default_executor(executor)
+    try:
+        _sync_await(run_in_stack(lambda: None if program() is None else None))
+    finally:
+        executor.shutdown(wait=True)
+        for loop in monitor.thread_loops - {main_loop}:
+            loop.close()
 
     resources = _tree_order(list(monitor.planned.values()))
     stack_resource = next((r for r in resources if r.type == STACK_TYPE), None)
