@@ -8,6 +8,10 @@ from dataclasses import dataclass, field
 import pulumi
 
 
+# The tag AWS Backup's selection matches: every stateful resource of a stack carries it.
+BACKUP_TAG = "backup-plan"
+
+
 @dataclass(frozen=True)
 class Naming:
     """A stack's naming scheme: `<project>-<stack>-<part>` names and one tag set."""
@@ -43,6 +47,10 @@ class Naming:
     def tags(self, *parts: str) -> dict[str, str]:
         """Tags for one resource: the base tags and a `Name`."""
         return {**self.base_tags, "Name": self.name(*parts)}
+
+    def stateful_tags(self, *parts: str) -> dict[str, str]:
+        """Tags for a resource holding state: AWS Backup's plan selects what carries `BACKUP_TAG`."""
+        return {**self.tags(*parts), BACKUP_TAG: self.prefix}
 
 
 def child_options(parent: pulumi.Resource, **kwargs: object) -> pulumi.ResourceOptions:
