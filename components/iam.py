@@ -75,7 +75,7 @@ class Statement:
             body["Resource"] = list(self.resources)
         if self.conditions:
             body["Condition"] = {op: dict(values) for op, values in self.conditions.items()}
-        return pulumi.Output.from_input(body)  # type: ignore[arg-type]
+        return pulumi.Output.from_input(body)
 
 
 def policy_document(*statements: Statement) -> pulumi.Output[str]:

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 
 import pulumi
 
-
 # The tag AWS Backup's selection matches: every stateful resource of a stack carries it.
 BACKUP_TAG = "backup-plan"
 

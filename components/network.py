@@ -128,9 +128,7 @@ class Network(pulumi.ComponentResource):
         )
         names = sorted(available.names)
         if len(names) < wanted:
-            raise pulumi.RunError(
-                f"platform:availabilityZones: the region has only {len(names)} AZs (got {wanted})"
-            )
+            raise pulumi.RunError(f"platform:availabilityZones: the region has only {len(names)} AZs (got {wanted})")
         return names[:wanted]
 
     def _subnet(self, tier: str, zone: str, cidr: str) -> aws.ec2.Subnet:

@@ -76,9 +76,7 @@ class Security(pulumi.ComponentResource):
                 if domain.name == "logs"
                 else {"StringEquals": {"aws:SourceAccount": account.account_id}}
             )
-            statements.append(
-                Statement("ServicesEncrypt", KEY_USE_ACTIONS, ["*"], {"Service": principals}, conditions)
-            )
+            statements.append(Statement("ServicesEncrypt", KEY_USE_ACTIONS, ["*"], {"Service": principals}, conditions))
         if domain.via_services:
             statements.append(
                 Statement(
@@ -88,7 +86,9 @@ class Security(pulumi.ComponentResource):
                     {"AWS": account.root_arn},
                     {
                         "StringEquals": {
-                            "kms:ViaService": [f"{service}.{account.region}.amazonaws.com" for service in domain.via_services]
+                            "kms:ViaService": [
+                                f"{service}.{account.region}.amazonaws.com" for service in domain.via_services
+                            ]
                         }
                     },
                 )

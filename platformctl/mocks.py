@@ -80,9 +80,7 @@ class OfflineMocks(pulumi.runtime.Mocks):
         if "name" not in state and args.typ not in _UNNAMED:
             state["name"] = f"{args.name}-{_digest(args.name, length=7)}"
         name = str(state.get("name", args.name))
-        resource_id = (
-            name if args.typ in NAMED_BY_NAME else f"{prefix}{_digest(args.typ, args.name)}"
-        )
+        resource_id = name if args.typ in NAMED_BY_NAME else f"{prefix}{_digest(args.typ, args.name)}"
         if args.typ == "aws:kms/key:Key":
             resource_id = _uuid_like(args.typ, args.name)
         arn_region = "" if service in GLOBAL_SERVICES else region
@@ -129,7 +127,10 @@ class OfflineMocks(pulumi.runtime.Mocks):
             return {"prefixListId": f"pl-{_digest(service, length=8)}"}
         return {
             "dnsEntries": [
-                {"dnsName": f"{resource_id}.{service.split('.', 3)[-1]}.{region}.vpce.amazonaws.com", "hostedZoneId": "Z7HUB22UULQXV"}
+                {
+                    "dnsName": f"{resource_id}.{service.split('.', 3)[-1]}.{region}.vpce.amazonaws.com",
+                    "hostedZoneId": "Z7HUB22UULQXV",
+                }
             ]
         }
 
@@ -152,7 +153,9 @@ class OfflineMocks(pulumi.runtime.Mocks):
             letters = string.ascii_lowercase[:ZONES_PER_REGION]
             return {
                 "names": [f"{region}{letter}" for letter in letters],
-                "zoneIds": [f"{region[:2]}{region.split('-')[1][0]}{region[-1]}-az{n}" for n in range(1, ZONES_PER_REGION + 1)],
+                "zoneIds": [
+                    f"{region[:2]}{region.split('-')[1][0]}{region[-1]}-az{n}" for n in range(1, ZONES_PER_REGION + 1)
+                ],
                 "groupNames": [region] * ZONES_PER_REGION,
                 "id": region,
             }
@@ -179,7 +182,7 @@ _UNNAMED = {
 
 def _service_of(type_token: str) -> str:
     """`aws:rds/cluster:Cluster` -> `rds`."""
-    module = type_token.split(":")[1].split("/")[0] if ":" in type_token else "unknown"
+    module = type_token.split(":")[1].split("/", maxsplit=1)[0] if ":" in type_token else "unknown"
     return {"cloudwatch": "cloudwatch", "lb": "elasticloadbalancing", "appautoscaling": "application-autoscaling"}.get(
         module, module
     )

@@ -12,8 +12,8 @@ import asyncio
 import json
 import runpy
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,9 +29,9 @@ from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
 from platformctl.mocks import DEFAULT_REGION, OfflineMocks
 
-SECRET_MASK = "[secret]"
+SECRET_MASK = "[secret]"  # noqa: S105 (a mask, not a secret)
 # What an offline plan passes for a `secure:` value it cannot decrypt; masked like any secret.
-OFFLINE_SECRET_PLACEHOLDER = "offline-plan-placeholder-secret"
+OFFLINE_SECRET_PLACEHOLDER = "offline-plan-placeholder-secret"  # noqa: S105
 STACK_TYPE = "pulumi:pulumi:Stack"
 
 
@@ -114,11 +114,11 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         # so that none is left for the interpreter to tear down noisily at exit.
         self.thread_loops: set[asyncio.AbstractEventLoop] = set()
 
-    def Invoke(self, request: Any) -> Any:  # noqa: N802 (the gRPC method's name)
+    def Invoke(self, request: Any) -> Any:
         self.thread_loops.add(_ensure_event_loop())
         return super().Invoke(request)
 
-    def RegisterResource(self, request: Any) -> Any:  # noqa: N802
+    def RegisterResource(self, request: Any) -> Any:
         self.thread_loops.add(_ensure_event_loop())
         response = super().RegisterResource(request)
         urn = response.urn
@@ -140,7 +140,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         )
         return response
 
-    def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802
+    def RegisterResourceOutputs(self, request: Any) -> Any:
         planned = self.planned.get(request.urn)
         if planned is not None and not planned.custom:
             planned.outputs = mask_secrets(rpc.deserialize_properties(request.outputs))
@@ -246,7 +246,7 @@ def run_program(
     executor = ThreadPoolExecutor(thread_name_prefix="offline-plan")
     main_loop.set_default_executor(executor)
     try:
-        _sync_await(run_in_stack(lambda: None if program() is None else None))
+        _sync_await(run_in_stack(lambda: _discard(program())))
     finally:
         executor.shutdown(wait=True)
         for loop in monitor.thread_loops - {main_loop}:
@@ -256,6 +256,10 @@ def run_program(
     stack_resource = next((r for r in resources if r.type == STACK_TYPE), None)
     outputs = stack_resource.outputs if stack_resource else {}
     return Plan(stack=stack, project=project, resources=resources, outputs=outputs)
+
+
+def _discard(_: object) -> None:
+    """run_in_stack awaits what its function returns; a program's return value is not awaitable."""
 
 
 def _tree_order(resources: list[PlannedResource]) -> list[PlannedResource]:

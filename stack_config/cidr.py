@@ -43,16 +43,9 @@ def carve(
 
 def subnet_plan(network: NetworkConfig, az_count: int) -> dict[str, list[ipaddress.IPv4Network]]:
     """Each tier's subnets in AZ order: its explicit CIDRs, or ones carved from what is left."""
-    explicit = {
-        tier: list(getattr(network, tier).cidrs)
-        for tier in TIERS
-        if getattr(network, tier).cidrs is not None
-    }
+    explicit = {tier: list(getattr(network, tier).cidrs) for tier in TIERS if getattr(network, tier).cidrs is not None}
     taken = [cidr for cidrs in explicit.values() for cidr in cidrs]
     carved_tiers = [tier for tier in TIERS if tier not in explicit]
     prefixes = [getattr(network, tier).prefix_length for tier in carved_tiers for _ in range(az_count)]
     carved = iter(carve(network.vpc_cidr, prefixes, taken))
-    return {
-        tier: explicit[tier] if tier in explicit else [next(carved) for _ in range(az_count)]
-        for tier in TIERS
-    }
+    return {tier: explicit[tier] if tier in explicit else [next(carved) for _ in range(az_count)] for tier in TIERS}

@@ -9,7 +9,7 @@ from typing import Any
 import pulumi
 
 NAMESPACE = "platform"
-SECRET_MASK = "[secret]"
+SECRET_MASK = "[secret]"  # noqa: S105 (a mask, not a secret)
 _MISSING = object()
 
 

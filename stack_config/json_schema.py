@@ -25,9 +25,7 @@ def stack_file_schema() -> dict[str, Any]:
     config_schema = PlatformConfig.model_json_schema(by_alias=True, mode="validation")
     definitions = config_schema.pop("$defs", {})
     definitions["SecureValue"] = SECURE_VALUE
-    properties = {
-        f"{NAMESPACE}:{key}": _allow_secure(value) for key, value in config_schema["properties"].items()
-    }
+    properties = {f"{NAMESPACE}:{key}": _allow_secure(value) for key, value in config_schema["properties"].items()}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "Pulumi stack file of the platform project",

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pydantic
+from pulumi.runtime import config as runtime_config
 from pydantic import BaseModel, SecretStr
 from pydantic_core import ErrorDetails
 
@@ -21,8 +22,6 @@ from stack_config.schema import PlatformConfig
 
 def load_stack_config() -> PlatformConfig:
     """The running Pulumi program's `platform:` config, validated before any resource exists."""
-    from pulumi.runtime import config as runtime_config
-
     # The language host hands the program its whole config map; Pulumi's Config class only reads
     # keys it is asked for, and unknown keys must be reported too.
     entries = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
@@ -48,9 +47,7 @@ def parse_platform_config(raw: Mapping[str, Any], secret_keys: Iterable[str] = (
     try:
         cfg = PlatformConfig.model_validate(with_profile(dict(raw)))
     except pydantic.ValidationError as error:
-        raise StackConfigError(
-            [_problem(detail, secret_keys) for detail in error.errors(include_url=False)]
-        ) from None
+        raise StackConfigError([_problem(detail, secret_keys) for detail in error.errors(include_url=False)]) from None
     problems = rules.check(cfg)
     if problems:
         raise StackConfigError([_mask(problem, secret_keys) for problem in problems])
@@ -65,7 +62,7 @@ def _path(loc: tuple[int | str, ...]) -> str:
 
 
 def _is_secret_path(loc: tuple[int | str, ...], secret_keys: set[str]) -> bool:
-    return bool(loc) and loc[0] in secret_keys or _annotation_at(loc) is SecretStr
+    return (bool(loc) and loc[0] in secret_keys) or _annotation_at(loc) is SecretStr
 
 
 def _mask(problem: ConfigProblem, secret_keys: set[str]) -> ConfigProblem:
@@ -85,14 +82,16 @@ def _problem(detail: ErrorDetails, secret_keys: set[str]) -> ConfigProblem:
     message = detail["msg"]
     if message.startswith("Value error, "):
         message = message[len("Value error, ") :]
-    return ConfigProblem(_path(loc), message[:1].lower() + message[1:], detail["input"], secret)
+    if message[1:2].islower():  # "Input should..." reads on after the path; "VPC ..." keeps its case
+        message = message[:1].lower() + message[1:]
+    return ConfigProblem(_path(loc), message, detail["input"], secret)
 
 
 def _field_loc(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
     """Drop pydantic's union-branch markers (`int`, `list[str]`, `function-after[...]`) from a location."""
     kept: list[int | str] = []
     for part in loc:
-        if isinstance(part, str) and (part in {"int", "list[str]", "str"} or "[" in part and "(" in part):
+        if isinstance(part, str) and (part in {"int", "list[str]", "str"} or ("[" in part and "(" in part)):
             continue
         kept.append(part)
     return tuple(kept)

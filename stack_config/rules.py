@@ -72,7 +72,9 @@ def subnets(cfg: PlatformConfig) -> Iterator[ConfigProblem]:
         spec = getattr(network, tier)
         if spec.prefix_length < vpc.prefixlen:
             yield ConfigProblem(
-                f"network.{tier}.prefixLength", f"a subnet cannot be larger than the VPC's /{vpc.prefixlen}", spec.prefix_length
+                f"network.{tier}.prefixLength",
+                f"a subnet cannot be larger than the VPC's /{vpc.prefixlen}",
+                spec.prefix_length,
             )
         if spec.cidrs is None:
             continue
@@ -107,16 +109,24 @@ def production_availability(cfg: PlatformConfig) -> Iterator[ConfigProblem]:
         yield ConfigProblem("availabilityZones", "prod needs at least 2 AZs", cfg.availability_zones)
     if cfg.network.nat_strategy != "one_per_az":
         yield ConfigProblem(
-            "network.natStrategy", "prod needs one_per_az, so one AZ's outage cannot cut egress", cfg.network.nat_strategy
+            "network.natStrategy",
+            "prod needs one_per_az, so one AZ's outage cannot cut egress",
+            cfg.network.nat_strategy,
         )
     if cfg.services.min_tasks_per_az < 1:
-        yield ConfigProblem("services.minTasksPerAz", "prod needs at least one task per AZ", cfg.services.min_tasks_per_az)
+        yield ConfigProblem(
+            "services.minTasksPerAz", "prod needs at least one task per AZ", cfg.services.min_tasks_per_az
+        )
     if cfg.database.reader_count < 1:
-        yield ConfigProblem("database.readerCount", "prod needs a reader in a second AZ for failover", cfg.database.reader_count)
+        yield ConfigProblem(
+            "database.readerCount", "prod needs a reader in a second AZ for failover", cfg.database.reader_count
+        )
     if not cfg.database.deletion_protection:
         yield ConfigProblem("database.deletionProtection", "prod keeps deletion protection on", False)
     if cfg.database.backup_retention_days < 7:
-        yield ConfigProblem("database.backupRetentionDays", "prod keeps at least 7 days", cfg.database.backup_retention_days)
+        yield ConfigProblem(
+            "database.backupRetentionDays", "prod keeps at least 7 days", cfg.database.backup_retention_days
+        )
     if cfg.recovery.copy_region is None:
         yield ConfigProblem("recovery.copyRegion", "prod copies backups to a second region; name one", None)
 
@@ -173,7 +183,9 @@ def recovery_objectives(cfg: PlatformConfig) -> Iterator[ConfigProblem]:
             recovery.rpo_minutes,
         )
     if recovery.copy_region is not None and recovery.copy_region == cfg.region:
-        yield ConfigProblem("recovery.copyRegion", f"must differ from the stack's region {cfg.region}", recovery.copy_region)
+        yield ConfigProblem(
+            "recovery.copyRegion", f"must differ from the stack's region {cfg.region}", recovery.copy_region
+        )
 
 
 def edge_domain(cfg: PlatformConfig) -> Iterator[ConfigProblem]:
@@ -198,4 +210,3 @@ RULES: tuple[Rule, ...] = (
 
 def check(cfg: PlatformConfig) -> list[ConfigProblem]:
     return [problem for rule in RULES for problem in rule(cfg)]
-

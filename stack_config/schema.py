@@ -32,7 +32,9 @@ EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 DOMAIN_PATTERN = r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
 BACKUP_CRON_PATTERN = r"^cron\(.+\)$"
 # RDS windows: ddd:hh24:mi-ddd:hh24:mi for maintenance, hh24:mi-hh24:mi for backups.
-MAINTENANCE_WINDOW_PATTERN = r"^(mon|tue|wed|thu|fri|sat|sun):([01]\d|2[0-3]):[0-5]\d-(mon|tue|wed|thu|fri|sat|sun):([01]\d|2[0-3]):[0-5]\d$"
+MAINTENANCE_WINDOW_PATTERN = (
+    r"^(mon|tue|wed|thu|fri|sat|sun):([01]\d|2[0-3]):[0-5]\d-(mon|tue|wed|thu|fri|sat|sun):([01]\d|2[0-3]):[0-5]\d$"
+)
 DAILY_WINDOW_PATTERN = r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$"
 RESOURCE_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,39}$"
 
@@ -69,9 +71,7 @@ Email = Annotated[str, Field(pattern=EMAIL_PATTERN, max_length=254)]
 class SubnetTier(Model):
     """One subnet tier: one subnet per AZ, each of `prefixLength`, or the explicit `cidrs`."""
 
-    prefix_length: int = Field(
-        ge=16, le=28, description="Size of each subnet of the tier (AWS allows /16 to /28)."
-    )
+    prefix_length: int = Field(ge=16, le=28, description="Size of each subnet of the tier (AWS allows /16 to /28).")
     cidrs: list[ipaddress.IPv4Network] | None = Field(
         default=None,
         description="Explicit CIDRs, one per AZ in AZ order; default: carved from the VPC CIDR in tier order.",
@@ -120,12 +120,10 @@ class NetworkConfig(Model):
 
 class EdgeConfig(Model):
     domain: str = Field(
-        pattern=DOMAIN_PATTERN,
-        max_length=253, description="The site's domain name, e.g. shop.example.com."
+        pattern=DOMAIN_PATTERN, max_length=253, description="The site's domain name, e.g. shop.example.com."
     )
     hosted_zone: str = Field(
-        pattern=DOMAIN_PATTERN,
-        max_length=253, description="The Route 53 public hosted zone the domain lives in."
+        pattern=DOMAIN_PATTERN, max_length=253, description="The Route 53 public hosted zone the domain lives in."
     )
     price_class: Literal["PriceClass_100", "PriceClass_200", "PriceClass_All"] = Field(
         default="PriceClass_100", description="CloudFront price class. Default PriceClass_100."
@@ -153,9 +151,7 @@ class EdgeConfig(Model):
 
 class AutoscalingConfig(Model):
     cpu_target_percent: Percent = Field(default=70, description="Target tracking on CPU. Default 70 %.")
-    memory_target_percent: Percent = Field(
-        default=80, description="Target tracking on memory. Default 80 %."
-    )
+    memory_target_percent: Percent = Field(default=80, description="Target tracking on memory. Default 80 %.")
     requests_per_target: int = Field(
         default=1000, ge=1, description="ALB requests per target (API only). Default 1000."
     )
@@ -164,12 +160,8 @@ class AutoscalingConfig(Model):
         ge=1,
         description="Visible messages per running task before the worker scales out. Default 100.",
     )
-    scale_out_cooldown_seconds: int = Field(
-        default=60, ge=0, le=3600, description="Scale out fast. Default 60 s."
-    )
-    scale_in_cooldown_seconds: int = Field(
-        default=300, ge=0, le=3600, description="Scale in slowly. Default 300 s."
-    )
+    scale_out_cooldown_seconds: int = Field(default=60, ge=0, le=3600, description="Scale out fast. Default 60 s.")
+    scale_in_cooldown_seconds: int = Field(default=300, ge=0, le=3600, description="Scale in slowly. Default 300 s.")
 
 
 class DeploymentConfig(Model):
@@ -259,9 +251,7 @@ class DatabaseConfig(Model):
     backup_window: str = Field(default="03:00-04:00", pattern=DAILY_WINDOW_PATTERN)
     maintenance_window: str = Field(default="sun:04:30-sun:05:30", pattern=MAINTENANCE_WINDOW_PATTERN)
     deletion_protection: bool = True
-    performance_insights_retention_days: int = Field(
-        default=7, description="7, or a multiple of 31 up to 731."
-    )
+    performance_insights_retention_days: int = Field(default=7, description="7, or a multiple of 31 up to 731.")
     monitoring_interval_seconds: Annotated[int, _one_of(ENHANCED_MONITORING_INTERVALS)] = 60
     slow_statement_ms: int = Field(default=500, ge=-1, le=2_147_483_647)
     database_name: str = Field(default="app", pattern=r"^[a-z][a-z0-9_]{0,62}$")
@@ -333,9 +323,7 @@ class AlarmThresholds(Model):
 
 
 class ObservabilityConfig(Model):
-    log_retention_days: LogRetentionDays = Field(
-        default=30, description="One of CloudWatch's allowed values."
-    )
+    log_retention_days: LogRetentionDays = Field(default=30, description="One of CloudWatch's allowed values.")
     alarm_thresholds: AlarmThresholds = AlarmThresholds()
     alert_emails: list[Email] = Field(default_factory=list, max_length=20)
     tracing_sample_rate: float = Field(default=0.05, ge=0, le=1)
@@ -427,8 +415,4 @@ class PlatformConfig(Model):
 
     @property
     def az_count(self) -> int:
-        return (
-            self.availability_zones
-            if isinstance(self.availability_zones, int)
-            else len(self.availability_zones)
-        )
+        return self.availability_zones if isinstance(self.availability_zones, int) else len(self.availability_zones)

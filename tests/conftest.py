@@ -9,8 +9,8 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from tests.support import config_for, plan_with  # noqa: E402
 from platformctl.plan import Plan  # noqa: E402
+from tests.support import config_for, plan_with  # noqa: E402
 
 _plans: dict[str, Plan] = {}
 
