@@ -21,6 +21,7 @@ from typing import Any
 
 import pulumi
 import yaml
+from google.protobuf import struct_pb2
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 from pulumi.runtime import settings as pulumi_settings
@@ -90,7 +91,20 @@ class Plan:
 
 
 def mask_secrets(value: Any) -> Any:
-    """Replace every secret-wrapped value, at any depth, by the mask."""
+    """Replace every secret, at the depth it was marked, by the mask.
+
+    Works on the wire format (protobuf structs) so that one secret header does not hide the whole
+    list of origins it sits in, as the SDK's deserializer would by pushing secretness upwards; plain
+    values (a mock's state) are masked wherever a secret wrapper remains.
+    """
+    if isinstance(value, struct_pb2.Struct):
+        if rpc._special_sig_key in value.fields:  # noqa: SLF001 - the wire format's marker
+            if value[rpc._special_sig_key] == rpc._special_secret_sig:  # noqa: SLF001
+                return SECRET_MASK
+            return mask_secrets(rpc.deserialize_properties(value))
+        return {key: mask_secrets(item) for key, item in value.items()}
+    if isinstance(value, struct_pb2.ListValue):
+        return [mask_secrets(item) for item in value]
     if rpc.is_rpc_secret(value):
         return SECRET_MASK
     if isinstance(value, dict):
@@ -123,6 +137,12 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         response = super().RegisterResource(request)
         urn = response.urn
         registration = self.resources.get(urn)
+        inputs = mask_secrets(request.object)
+        outputs: dict[str, Any] = {}
+        # Custom resources and multi-language components (awsx) answer with state at once;
+        # local components report theirs through RegisterResourceOutputs.
+        if registration and (request.custom or request.remote):
+            outputs = {**mask_secrets(registration.state), **inputs}
         self.planned[urn] = PlannedResource(
             urn=urn,
             type=request.type,
@@ -130,8 +150,8 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             parent=request.parent or None,
             custom=bool(request.custom),
             id=(registration.id or None) if registration else None,
-            inputs=mask_secrets(rpc.deserialize_properties(request.object)),
-            outputs=mask_secrets(registration.state) if registration and request.custom else {},
+            inputs=inputs,
+            outputs=outputs,
             # The SDK gathers dependencies in sets; sorted, two plans of one program compare equal.
             dependencies=sorted(request.dependencies),
             property_dependencies={
@@ -143,7 +163,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
     def RegisterResourceOutputs(self, request: Any) -> Any:
         planned = self.planned.get(request.urn)
         if planned is not None and not planned.custom:
-            planned.outputs = mask_secrets(rpc.deserialize_properties(request.outputs))
+            planned.outputs = mask_secrets(request.outputs)
         return super().RegisterResourceOutputs(request)
 
 

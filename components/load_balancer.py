@@ -1,0 +1,208 @@
+"""The load balancer layer: an internet-facing ALB that only CloudFront can reach."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components.certificates import dns_validated_certificate
+from components.naming import Naming, child_options
+
+HTTPS, HTTP = 443, 80
+# TLS 1.3 with TLS 1.2 fallback, no older protocols.
+TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+ORIGIN_SECRET_HEADER = "X-Origin-Verify"
+# Target group health check and draining, from the seeds.
+HEALTHY_THRESHOLD, UNHEALTHY_THRESHOLD = 2, 3
+HEALTH_CHECK_INTERVAL_SECONDS, HEALTH_CHECK_TIMEOUT_SECONDS = 15, 5
+DEREGISTRATION_DELAY_SECONDS = 30
+FORWARD_RULE_PRIORITY = 10
+
+
+@dataclass(frozen=True)
+class LoadBalancerArgs:
+    naming: Naming
+    vpc_id: pulumi.Input[str]
+    public_subnet_ids: Sequence[pulumi.Input[str]]
+    cloudfront_prefix_list_id: pulumi.Input[str]
+    zone_id: pulumi.Input[str]
+    origin_domain: str  # the name CloudFront connects to, e.g. origin.shop.example.com
+    site_domain: str
+    origin_secret: pulumi.Input[str]
+    app_port: int
+    health_path: str
+    routed_paths: Sequence[str]
+    access_logs_bucket: pulumi.Input[str]
+    deletion_protection: bool
+    blue_green: bool
+
+
+class LoadBalancer(pulumi.ComponentResource):
+    """ALB in the public subnets: HTTPS only from CloudFront's prefix list, origin secret required.
+
+    Requests that lack the origin secret header, or ask for anything but the routed paths, get 403.
+    With `blue_green`, a second target group lets ECS shift the forwarding rule between them.
+    """
+
+    security_group: aws.ec2.SecurityGroup
+    alb: aws.lb.LoadBalancer
+    target_group: aws.lb.TargetGroup
+    alternate_target_group: aws.lb.TargetGroup | None
+    https_listener: aws.lb.Listener
+    forward_rule: aws.lb.ListenerRule
+
+    def __init__(self, name: str, args: LoadBalancerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("platform:load_balancer:LoadBalancer", name, None, opts)
+        naming = args.naming
+        self.security_group = aws.ec2.SecurityGroup(
+            f"{name}-sg",
+            vpc_id=args.vpc_id,
+            description="ALB: HTTPS and the HTTP redirect, from CloudFront only",
+            tags=naming.tags("alb"),
+            opts=child_options(self),
+        )
+        for port in (HTTPS, HTTP):
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-from-cloudfront-{port}",
+                security_group_id=self.security_group.id,
+                ip_protocol="tcp",
+                from_port=port,
+                to_port=port,
+                prefix_list_id=args.cloudfront_prefix_list_id,
+                description=f"{port} from CloudFront's origin-facing ranges",
+                opts=child_options(self),
+            )
+        certificate = dns_validated_certificate(
+            f"{name}-certificate",
+            parent=self,
+            naming=naming,
+            domain=args.origin_domain,
+            alternative_names=[args.site_domain],
+            zone_id=args.zone_id,
+        )
+        self.alb = aws.lb.LoadBalancer(
+            f"{name}-alb",
+            load_balancer_type="application",
+            internal=False,
+            subnets=list(args.public_subnet_ids),
+            security_groups=[self.security_group.id],
+            drop_invalid_header_fields=True,
+            enable_deletion_protection=args.deletion_protection,
+            enable_http2=True,
+            access_logs=aws.lb.LoadBalancerAccessLogsArgs(bucket=args.access_logs_bucket, prefix="alb", enabled=True),
+            tags=naming.tags("alb"),
+            opts=child_options(self),
+        )
+        # The name CloudFront connects to; the certificate covers it and the site's own name.
+        aws.route53.Record(
+            f"{name}-origin-record",
+            zone_id=args.zone_id,
+            name=args.origin_domain,
+            type="A",
+            aliases=[
+                aws.route53.RecordAliasArgs(
+                    name=self.alb.dns_name, zone_id=self.alb.zone_id, evaluate_target_health=True
+                )
+            ],
+            opts=child_options(self),
+        )
+        self.target_group = self._target_group(f"{name}-api", "api", args)
+        self.alternate_target_group = (
+            self._target_group(f"{name}-api-green", "api-green", args) if args.blue_green else None
+        )
+        self.https_listener = aws.lb.Listener(
+            f"{name}-https",
+            load_balancer_arn=self.alb.arn,
+            port=HTTPS,
+            protocol="HTTPS",
+            ssl_policy=TLS_POLICY,
+            certificate_arn=certificate.certificate_arn,
+            default_actions=[
+                aws.lb.ListenerDefaultActionArgs(
+                    type="fixed-response",
+                    fixed_response=aws.lb.ListenerDefaultActionFixedResponseArgs(
+                        content_type="text/plain", message_body="Forbidden", status_code="403"
+                    ),
+                )
+            ],
+            tags=naming.tags("alb", "https"),
+            opts=child_options(self),
+        )
+        aws.lb.Listener(
+            f"{name}-http",
+            load_balancer_arn=self.alb.arn,
+            port=HTTP,
+            protocol="HTTP",
+            default_actions=[
+                aws.lb.ListenerDefaultActionArgs(
+                    type="redirect",
+                    redirect=aws.lb.ListenerDefaultActionRedirectArgs(
+                        protocol="HTTPS", port=str(HTTPS), status_code="HTTP_301"
+                    ),
+                )
+            ],
+            tags=naming.tags("alb", "http"),
+            opts=child_options(self),
+        )
+        weighted = [aws.lb.ListenerRuleActionForwardTargetGroupArgs(arn=self.target_group.arn, weight=100)]
+        if self.alternate_target_group is not None:
+            weighted.append(aws.lb.ListenerRuleActionForwardTargetGroupArgs(arn=self.alternate_target_group.arn, weight=0))
+        self.forward_rule = aws.lb.ListenerRule(
+            f"{name}-forward-api",
+            listener_arn=self.https_listener.arn,
+            priority=FORWARD_RULE_PRIORITY,
+            conditions=[
+                aws.lb.ListenerRuleConditionArgs(
+                    http_header=aws.lb.ListenerRuleConditionHttpHeaderArgs(
+                        http_header_name=ORIGIN_SECRET_HEADER, values=[args.origin_secret]
+                    )
+                ),
+                aws.lb.ListenerRuleConditionArgs(
+                    path_pattern=aws.lb.ListenerRuleConditionPathPatternArgs(values=list(args.routed_paths))
+                ),
+            ],
+            actions=[
+                aws.lb.ListenerRuleActionArgs(
+                    type="forward", forward=aws.lb.ListenerRuleActionForwardArgs(target_groups=weighted)
+                )
+            ],
+            tags=naming.tags("alb", "forward-api"),
+            # ECS moves the weights during a blue/green deployment; the program must not move them back.
+            opts=child_options(self, ignore_changes=["actions"] if args.blue_green else []),
+        )
+        self.register_outputs(
+            {
+                "alb_arn": self.alb.arn,
+                "alb_dns_name": self.alb.dns_name,
+                "alb_arn_suffix": self.alb.arn_suffix,
+                "target_group_arn": self.target_group.arn,
+                "target_group_arn_suffix": self.target_group.arn_suffix,
+                "security_group_id": self.security_group.id,
+            }
+        )
+
+    def _target_group(self, name: str, label: str, args: LoadBalancerArgs) -> aws.lb.TargetGroup:
+        return aws.lb.TargetGroup(
+            name,
+            port=args.app_port,
+            protocol="HTTP",
+            target_type="ip",
+            vpc_id=args.vpc_id,
+            deregistration_delay=DEREGISTRATION_DELAY_SECONDS,
+            health_check=aws.lb.TargetGroupHealthCheckArgs(
+                enabled=True,
+                path=args.health_path,
+                protocol="HTTP",
+                port="traffic-port",
+                matcher="200",
+                healthy_threshold=HEALTHY_THRESHOLD,
+                unhealthy_threshold=UNHEALTHY_THRESHOLD,
+                interval=HEALTH_CHECK_INTERVAL_SECONDS,
+                timeout=HEALTH_CHECK_TIMEOUT_SECONDS,
+            ),
+            tags=args.naming.tags(label, "tg"),
+            opts=child_options(self),
+        )

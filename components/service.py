@@ -1,0 +1,598 @@
+"""The compute layer: an ECS cluster and Fargate services (used for both the API and the worker)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_awsx as awsx
+
+from components.iam import Account, Statement, assume_role_policy, policy_document
+from components.naming import Naming, child_options
+from stack_config.schema import ServiceConfig
+
+HTTPS = 443
+# The OpenTelemetry collector sidecar (ADOT), pinned; its default ECS config sends traces to X-Ray.
+ADOT_IMAGE = "public.ecr.aws/aws-observability/aws-otel-collector:v0.43.3"
+ADOT_CONFIG = "--config=/etc/ecs/ecs-default-config.yaml"
+ADOT_CPU, ADOT_MEMORY_RESERVATION = 64, 128
+CONTAINER_HEALTH_START_PERIOD_SECONDS = 60
+CONTAINER_HEALTH_INTERVAL_SECONDS, CONTAINER_HEALTH_TIMEOUT_SECONDS, CONTAINER_HEALTH_RETRIES = 15, 5, 3
+LOAD_BALANCER_GRACE_SECONDS = 60
+TMP_VOLUME = "tmp"
+IMAGE_PLATFORM = "linux/amd64"
+EXECUTION_ROLE_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
+LOAD_BALANCER_INFRASTRUCTURE_POLICY = "arn:aws:iam::aws:policy/AmazonECSInfrastructureRolePolicyForLoadBalancers"
+# Actions AWS cannot scope to a resource ARN: the only statements with `*` resources.
+XRAY_ACTIONS = ("xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets")
+EXEC_ACTIONS = (
+    "ssmmessages:CreateControlChannel",
+    "ssmmessages:CreateDataChannel",
+    "ssmmessages:OpenControlChannel",
+    "ssmmessages:OpenDataChannel",
+)
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """What the app's container runs: the single source is `app/contract.py`."""
+
+    command: Sequence[str]
+    health_check_command: Sequence[str]
+    stop_timeout_seconds: int
+    user: str
+    port: int | None = None
+    environment: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    # Environment name -> Secrets Manager ARN (optionally `arn:json-key::`); ECS injects the value.
+    secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    image_target: str | None = None
+
+
+@dataclass(frozen=True)
+class LoadBalancing:
+    """How the API is reached: its target groups, the rule ECS shifts, the ALB's security group."""
+
+    target_group_arn: pulumi.Input[str]
+    resource_label: pulumi.Input[str]  # `<alb arn suffix>/<target group arn suffix>`
+    alb_security_group_id: pulumi.Input[str]
+    alternate_target_group_arn: pulumi.Input[str] | None = None
+    production_listener_rule_arn: pulumi.Input[str] | None = None
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """A data store the service talks to: egress to its security group on its port."""
+
+    label: str
+    security_group_id: pulumi.Input[str]
+    port: int
+
+
+@dataclass(frozen=True)
+class ClusterArgs:
+    naming: Naming
+    log_group_name: pulumi.Input[str]
+    logs_key_arn: pulumi.Input[str]
+
+
+class Cluster(pulumi.ComponentResource):
+    """The ECS cluster: Container Insights on, FARGATE and FARGATE_SPOT, audited ECS Exec."""
+
+    cluster: aws.ecs.Cluster
+
+    def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("platform:service:Cluster", name, None, opts)
+        self.cluster = aws.ecs.Cluster(
+            f"{name}-cluster",
+            name=args.naming.name("cluster"),
+            settings=[aws.ecs.ClusterSettingArgs(name="containerInsights", value="enhanced")],
+            configuration=aws.ecs.ClusterConfigurationArgs(
+                execute_command_configuration=aws.ecs.ClusterConfigurationExecuteCommandConfigurationArgs(
+                    kms_key_id=args.logs_key_arn,
+                    logging="OVERRIDE",
+                    log_configuration=aws.ecs.ClusterConfigurationExecuteCommandConfigurationLogConfigurationArgs(
+                        cloud_watch_encryption_enabled=True, cloud_watch_log_group_name=args.log_group_name
+                    ),
+                )
+            ),
+            tags=args.naming.tags("cluster"),
+            opts=child_options(self),
+        )
+        aws.ecs.ClusterCapacityProviders(
+            f"{name}-capacity",
+            cluster_name=self.cluster.name,
+            capacity_providers=["FARGATE", "FARGATE_SPOT"],
+            default_capacity_provider_strategies=[
+                aws.ecs.ClusterCapacityProvidersDefaultCapacityProviderStrategyArgs(capacity_provider="FARGATE", weight=1)
+            ],
+            opts=child_options(self),
+        )
+        self.register_outputs({"cluster_name": self.cluster.name, "cluster_arn": self.cluster.arn})
+
+
+@dataclass(frozen=True)
+class AppSecurityGroupsArgs:
+    naming: Naming
+    vpc_id: pulumi.Input[str]
+    services: Sequence[str]
+
+
+class AppSecurityGroups(pulumi.ComponentResource):
+    """One security group per service, made first so the data stores can admit exactly these."""
+
+    groups: dict[str, aws.ec2.SecurityGroup]
+
+    def __init__(self, name: str, args: AppSecurityGroupsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("platform:service:AppSecurityGroups", name, None, opts)
+        self.groups = {}
+        for service in args.services:
+            group = aws.ec2.SecurityGroup(
+                f"{name}-{service}",
+                vpc_id=args.vpc_id,
+                description=f"{service} tasks",
+                tags=args.naming.tags(service, "tasks"),
+                opts=child_options(self),
+            )
+            # AWS APIs (through endpoints or NAT) and the notification provider speak HTTPS only.
+            aws.vpc.SecurityGroupEgressRule(
+                f"{name}-{service}-https-out",
+                security_group_id=group.id,
+                ip_protocol="tcp",
+                from_port=HTTPS,
+                to_port=HTTPS,
+                cidr_ipv4="0.0.0.0/0",
+                description="HTTPS to AWS APIs and the notification provider",
+                opts=child_options(self),
+            )
+            self.groups[service] = group
+        self.register_outputs({f"{service}_security_group_id": g.id for service, g in self.groups.items()})
+
+    @property
+    def ids(self) -> list[pulumi.Output[str]]:
+        return [group.id for group in self.groups.values()]
+
+
+@dataclass(frozen=True)
+class ServiceArgs:
+    naming: Naming
+    account: Account
+    service: str  # "api" or "worker"
+    config: ServiceConfig
+    az_count: int
+    cluster: Cluster
+    subnet_ids: Sequence[pulumi.Input[str]]
+    security_group: aws.ec2.SecurityGroup
+    container: ContainerSpec
+    log_group_name: pulumi.Input[str]
+    image_context: str
+    dependencies: Sequence[Dependency] = ()
+    task_statements: Sequence[Statement] = ()
+    secret_arns: Sequence[pulumi.Input[str]] = ()
+    decrypt_key_arns: Sequence[pulumi.Input[str]] = ()
+    load_balancing: LoadBalancing | None = None
+    backlog_queue_name: pulumi.Input[str] | None = None
+    rollback_alarm_names: Sequence[pulumi.Input[str]] = ()
+    image_keep_count: int = 20
+
+
+class FargateService(pulumi.ComponentResource):
+    """A Fargate service: image, task definition (non-root, read-only root, secrets by ARN, ADOT
+    sidecar), roles, the ECS service with circuit breaker and alarm rollback, and autoscaling."""
+
+    image_uri: pulumi.Output[str]
+    task_definition: aws.ecs.TaskDefinition
+    service: aws.ecs.Service
+    task_role: aws.iam.Role
+    execution_role: aws.iam.Role
+    scaling_target: aws.appautoscaling.Target
+
+    def __init__(self, name: str, args: ServiceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("platform:service:FargateService", name, None, opts)
+        self._name, self._args = name, args
+        self.image_uri = self._image()
+        self.execution_role, self.task_role = self._roles()
+        self._network_rules()
+        self.task_definition = self._task_definition()
+        self.service = self._service()
+        self.scaling_target = self._autoscaling()
+        self.register_outputs(
+            {
+                "service_name": self.service.name,
+                "task_definition_arn": self.task_definition.arn,
+                "task_role_arn": self.task_role.arn,
+                "image_uri": self.image_uri,
+            }
+        )
+
+    # --- image -------------------------------------------------------------------------------------
+
+    def _image(self) -> pulumi.Output[str]:
+        args = self._args
+        if args.config.image is not None:
+            return pulumi.Output.from_input(args.config.image)
+        repository = aws.ecr.Repository(
+            f"{self._name}-repository",
+            name=args.naming.name(args.service),
+            image_tag_mutability="IMMUTABLE",
+            image_scanning_configuration=aws.ecr.RepositoryImageScanningConfigurationArgs(scan_on_push=True),
+            encryption_configurations=[aws.ecr.RepositoryEncryptionConfigurationArgs(encryption_type="KMS")],
+            tags=args.naming.tags(args.service, "images"),
+            opts=child_options(self),
+        )
+        aws.ecr.LifecyclePolicy(
+            f"{self._name}-image-lifecycle",
+            repository=repository.name,
+            policy=json.dumps(
+                {
+                    "rules": [
+                        {
+                            "rulePriority": 1,
+                            "description": f"keep the last {args.image_keep_count} images",
+                            "selection": {
+                                "tagStatus": "any",
+                                "countType": "imageCountMoreThan",
+                                "countNumber": args.image_keep_count,
+                            },
+                            "action": {"type": "expire"},
+                        }
+                    ]
+                }
+            ),
+            opts=child_options(self),
+        )
+        image = awsx.ecr.Image(
+            f"{self._name}-image",
+            repository_url=repository.repository_url,
+            context=args.image_context,
+            dockerfile=f"{args.image_context}/Dockerfile",
+            target=args.container.image_target,
+            platform=IMAGE_PLATFORM,
+            opts=child_options(self),
+        )
+        return image.image_uri
+
+    # --- identity ----------------------------------------------------------------------------------
+
+    def _roles(self) -> tuple[aws.iam.Role, aws.iam.Role]:
+        args, naming = self._args, self._args.naming
+        execution = aws.iam.Role(
+            f"{self._name}-execution-role",
+            assume_role_policy=assume_role_policy("ecs-tasks.amazonaws.com"),
+            description=f"ECS pulls the {args.service} image, writes its logs and reads its secrets",
+            tags=naming.tags(args.service, "execution"),
+            opts=child_options(self),
+        )
+        aws.iam.RolePolicyAttachment(
+            f"{self._name}-execution-managed",
+            role=execution.name,
+            policy_arn=EXECUTION_ROLE_POLICY,
+            opts=child_options(self),
+        )
+        startup: list[Statement] = []
+        if args.secret_arns:
+            startup.append(Statement("ReadSecrets", ("secretsmanager:GetSecretValue",), list(args.secret_arns)))
+        if args.decrypt_key_arns:
+            startup.append(Statement("DecryptSecrets", ("kms:Decrypt",), list(args.decrypt_key_arns)))
+        if startup:
+            aws.iam.RolePolicy(
+                f"{self._name}-execution-secrets",
+                role=execution.id,
+                policy=policy_document(*startup),
+                opts=child_options(self),
+            )
+        task = aws.iam.Role(
+            f"{self._name}-task-role",
+            assume_role_policy=assume_role_policy("ecs-tasks.amazonaws.com"),
+            description=f"What the {args.service} code itself may do",
+            tags=naming.tags(args.service, "task"),
+            opts=child_options(self),
+        )
+        aws.iam.RolePolicy(
+            f"{self._name}-task-policy",
+            role=task.id,
+            policy=policy_document(
+                *args.task_statements,
+                Statement("Tracing", XRAY_ACTIONS, ["*"]),
+                Statement("EcsExec", EXEC_ACTIONS, ["*"]),
+            ),
+            opts=child_options(self),
+        )
+        return execution, task
+
+    def _network_rules(self) -> None:
+        args = self._args
+        group_id = args.security_group.id
+        for dependency in args.dependencies:
+            aws.vpc.SecurityGroupEgressRule(
+                f"{self._name}-to-{dependency.label}",
+                security_group_id=group_id,
+                ip_protocol="tcp",
+                from_port=dependency.port,
+                to_port=dependency.port,
+                referenced_security_group_id=dependency.security_group_id,
+                description=f"{args.service} to {dependency.label}",
+                opts=child_options(self),
+            )
+        balancing, port = args.load_balancing, args.container.port
+        if balancing is None or port is None:
+            return
+        aws.vpc.SecurityGroupIngressRule(
+            f"{self._name}-from-alb",
+            security_group_id=group_id,
+            ip_protocol="tcp",
+            from_port=port,
+            to_port=port,
+            referenced_security_group_id=balancing.alb_security_group_id,
+            description="the ALB to the tasks",
+            opts=child_options(self),
+        )
+        aws.vpc.SecurityGroupEgressRule(
+            f"{self._name}-alb-to-tasks",
+            security_group_id=balancing.alb_security_group_id,
+            ip_protocol="tcp",
+            from_port=port,
+            to_port=port,
+            referenced_security_group_id=group_id,
+            description=f"the ALB to the {args.service} tasks",
+            opts=child_options(self),
+        )
+
+    # --- task and service --------------------------------------------------------------------------
+
+    def _task_definition(self) -> aws.ecs.TaskDefinition:
+        args, container = self._args, self._args.container
+        log_options = {
+            "awslogs-group": args.log_group_name,
+            "awslogs-region": args.account.region,
+            "mode": "non-blocking",
+        }
+        app: dict[str, object] = {
+            "name": args.service,
+            "image": self.image_uri,
+            "essential": True,
+            "command": list(container.command),
+            "user": container.user,
+            "readonlyRootFilesystem": True,
+            "privileged": False,
+            "stopTimeout": container.stop_timeout_seconds,
+            "environment": [{"name": key, "value": value} for key, value in sorted(container.environment.items())],
+            "secrets": [{"name": key, "valueFrom": value} for key, value in sorted(container.secrets.items())],
+            "mountPoints": [{"sourceVolume": TMP_VOLUME, "containerPath": "/tmp", "readOnly": False}],  # noqa: S108
+            "linuxParameters": {"initProcessEnabled": True},
+            "healthCheck": {
+                "command": list(container.health_check_command),
+                "startPeriod": CONTAINER_HEALTH_START_PERIOD_SECONDS,
+                "interval": CONTAINER_HEALTH_INTERVAL_SECONDS,
+                "timeout": CONTAINER_HEALTH_TIMEOUT_SECONDS,
+                "retries": CONTAINER_HEALTH_RETRIES,
+            },
+            "logConfiguration": {
+                "logDriver": "awslogs",
+                "options": {**log_options, "awslogs-stream-prefix": args.service},
+            },
+            "dependsOn": [{"containerName": "otel-collector", "condition": "START"}],
+        }
+        if container.port is not None:
+            app["portMappings"] = [{"containerPort": container.port, "protocol": "tcp"}]
+        collector = {
+            "name": "otel-collector",
+            "image": ADOT_IMAGE,
+            "essential": False,
+            "command": [ADOT_CONFIG],
+            "user": container.user,
+            "readonlyRootFilesystem": True,
+            "privileged": False,
+            "cpu": ADOT_CPU,
+            "memoryReservation": ADOT_MEMORY_RESERVATION,
+            "mountPoints": [{"sourceVolume": TMP_VOLUME, "containerPath": "/tmp", "readOnly": False}],  # noqa: S108
+            "logConfiguration": {
+                "logDriver": "awslogs",
+                "options": {**log_options, "awslogs-stream-prefix": "otel"},
+            },
+        }
+        return aws.ecs.TaskDefinition(
+            f"{self._name}-task",
+            family=args.naming.name(args.service),
+            cpu=str(args.config.cpu),
+            memory=str(args.config.memory),
+            network_mode="awsvpc",
+            requires_compatibilities=["FARGATE"],
+            runtime_platform=aws.ecs.TaskDefinitionRuntimePlatformArgs(
+                operating_system_family="LINUX", cpu_architecture="X86_64"
+            ),
+            execution_role_arn=self.execution_role.arn,
+            task_role_arn=self.task_role.arn,
+            volumes=[aws.ecs.TaskDefinitionVolumeArgs(name=TMP_VOLUME)],
+            container_definitions=pulumi.Output.json_dumps([app, collector]),
+            tags=args.naming.tags(args.service, "task"),
+            opts=child_options(self),
+        )
+
+    def _service(self) -> aws.ecs.Service:
+        args, config = self._args, self._args.config
+        balancing = args.load_balancing
+        blue_green = config.deployment.strategy == "blue_green" and balancing is not None
+        load_balancers = []
+        if balancing is not None and args.container.port is not None:
+            advanced = None
+            if blue_green:
+                alternate, rule = balancing.alternate_target_group_arn, balancing.production_listener_rule_arn
+                if alternate is None or rule is None:
+                    raise ValueError(f"{args.service}: blue/green needs an alternate target group and a listener rule")
+                infrastructure_role = self._infrastructure_role()
+                advanced = aws.ecs.ServiceLoadBalancerAdvancedConfigurationArgs(
+                    alternate_target_group_arn=alternate, production_listener_rule=rule, role_arn=infrastructure_role.arn
+                )
+            load_balancers.append(
+                aws.ecs.ServiceLoadBalancerArgs(
+                    target_group_arn=balancing.target_group_arn,
+                    container_name=args.service,
+                    container_port=args.container.port,
+                    advanced_configuration=advanced,
+                )
+            )
+        if config.use_spot:
+            # One on-demand task per AZ stays put; the rest run on Spot.
+            strategies = [
+                aws.ecs.ServiceCapacityProviderStrategyArgs(capacity_provider="FARGATE", base=args.az_count, weight=1),
+                aws.ecs.ServiceCapacityProviderStrategyArgs(capacity_provider="FARGATE_SPOT", weight=3),
+            ]
+        else:
+            strategies = [aws.ecs.ServiceCapacityProviderStrategyArgs(capacity_provider="FARGATE", weight=1)]
+        return aws.ecs.Service(
+            f"{self._name}-service",
+            name=args.service,
+            cluster=args.cluster.cluster.arn,
+            task_definition=self.task_definition.arn,
+            desired_count=config.desired_count,
+            capacity_provider_strategies=strategies,
+            platform_version="LATEST",
+            network_configuration=aws.ecs.ServiceNetworkConfigurationArgs(
+                subnets=list(args.subnet_ids), security_groups=[args.security_group.id], assign_public_ip=False
+            ),
+            availability_zone_rebalancing="ENABLED",
+            enable_execute_command=True,
+            enable_ecs_managed_tags=True,
+            propagate_tags="SERVICE",
+            load_balancers=load_balancers,
+            health_check_grace_period_seconds=LOAD_BALANCER_GRACE_SECONDS if load_balancers else None,
+            deployment_circuit_breaker=aws.ecs.ServiceDeploymentCircuitBreakerArgs(enable=True, rollback=True),
+            alarms=(
+                aws.ecs.ServiceAlarmsArgs(alarm_names=list(args.rollback_alarm_names), enable=True, rollback=True)
+                if args.rollback_alarm_names
+                else None
+            ),
+            deployment_configuration=(
+                aws.ecs.ServiceDeploymentConfigurationArgs(
+                    strategy="BLUE_GREEN", bake_time_in_minutes=str(config.deployment.bake_minutes)
+                )
+                if blue_green
+                else aws.ecs.ServiceDeploymentConfigurationArgs(strategy="ROLLING")
+            ),
+            deployment_minimum_healthy_percent=100,
+            deployment_maximum_percent=200,
+            wait_for_steady_state=False,
+            tags=args.naming.tags(args.service),
+            # Autoscaling owns the running count once the service exists.
+            opts=child_options(self, ignore_changes=["desiredCount"]),
+        )
+
+    def _infrastructure_role(self) -> aws.iam.Role:
+        role = aws.iam.Role(
+            f"{self._name}-deploy-role",
+            assume_role_policy=assume_role_policy("ecs.amazonaws.com"),
+            description="ECS shifts the listener rule between target groups during blue/green deployments",
+            tags=self._args.naming.tags(self._args.service, "deploy"),
+            opts=child_options(self),
+        )
+        aws.iam.RolePolicyAttachment(
+            f"{self._name}-deploy-managed",
+            role=role.name,
+            policy_arn=LOAD_BALANCER_INFRASTRUCTURE_POLICY,
+            opts=child_options(self),
+        )
+        return role
+
+    # --- autoscaling -------------------------------------------------------------------------------
+
+    def _autoscaling(self) -> aws.appautoscaling.Target:
+        args, config = self._args, self._args.config
+        target = aws.appautoscaling.Target(
+            f"{self._name}-scaling",
+            service_namespace="ecs",
+            scalable_dimension="ecs:service:DesiredCount",
+            resource_id=pulumi.Output.format("service/{0}/{1}", args.cluster.cluster.name, self.service.name),
+            min_capacity=config.min_count,
+            max_capacity=config.max_count,
+            opts=child_options(self),
+        )
+        scaling = config.autoscaling
+        policies: dict[str, aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationArgs] = {}
+        if args.backlog_queue_name is None:
+            policies["cpu"] = self._tracking(scaling.cpu_target_percent, "ECSServiceAverageCPUUtilization")
+            policies["memory"] = self._tracking(scaling.memory_target_percent, "ECSServiceAverageMemoryUtilization")
+            if args.load_balancing is not None:
+                policies["requests"] = self._tracking(
+                    scaling.requests_per_target, "ALBRequestCountPerTarget", args.load_balancing.resource_label
+                )
+        else:
+            policies["backlog"] = self._backlog_tracking(args.backlog_queue_name)
+        for label, configuration in policies.items():
+            aws.appautoscaling.Policy(
+                f"{self._name}-scale-on-{label}",
+                policy_type="TargetTrackingScaling",
+                service_namespace=target.service_namespace,
+                scalable_dimension=target.scalable_dimension,
+                resource_id=target.resource_id,
+                target_tracking_scaling_policy_configuration=configuration,
+                opts=child_options(self),
+            )
+        return target
+
+    def _tracking(
+        self, target_value: float, metric: str, resource_label: pulumi.Input[str] | None = None
+    ) -> aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationArgs:
+        scaling = self._args.config.autoscaling
+        return aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationArgs(
+            target_value=target_value,
+            predefined_metric_specification=aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecificationArgs(
+                predefined_metric_type=metric, resource_label=resource_label
+            ),
+            scale_out_cooldown=scaling.scale_out_cooldown_seconds,
+            scale_in_cooldown=scaling.scale_in_cooldown_seconds,
+        )
+
+    def _backlog_tracking(
+        self, queue_name: pulumi.Input[str]
+    ) -> aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationArgs:
+        """Visible messages divided by running tasks, through metric math: the backlog each task faces."""
+        args, scaling = self._args, self._args.config.autoscaling
+        spec = aws.appautoscaling
+        metric = spec.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationMetricArgs
+        stat = spec.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationMetricMetricStatArgs
+        named = spec.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationMetricMetricStatMetricArgs
+        dimension = (
+            spec.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationMetricMetricStatMetricDimensionArgs
+        )
+        return spec.PolicyTargetTrackingScalingPolicyConfigurationArgs(
+            target_value=scaling.backlog_per_task,
+            customized_metric_specification=spec.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationArgs(
+                metrics=[
+                    metric(
+                        id="visible",
+                        label="Messages visible",
+                        return_data=False,
+                        metric_stat=stat(
+                            stat="Sum",
+                            metric=named(
+                                namespace="AWS/SQS",
+                                metric_name="ApproximateNumberOfMessagesVisible",
+                                dimensions=[dimension(name="QueueName", value=queue_name)],
+                            ),
+                        ),
+                    ),
+                    metric(
+                        id="tasks",
+                        label="Running tasks",
+                        return_data=False,
+                        metric_stat=stat(
+                            stat="Average",
+                            metric=named(
+                                namespace="ECS/ContainerInsights",
+                                metric_name="RunningTaskCount",
+                                dimensions=[
+                                    dimension(name="ClusterName", value=args.cluster.cluster.name),
+                                    dimension(name="ServiceName", value=args.service),
+                                ],
+                            ),
+                        ),
+                    ),
+                    metric(id="backlog_per_task", label="Backlog per task", expression="visible / tasks", return_data=True),
+                ]
+            ),
+            scale_out_cooldown=scaling.scale_out_cooldown_seconds,
+            scale_in_cooldown=scaling.scale_in_cooldown_seconds,
+        )
