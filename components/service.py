@@ -74,27 +74,36 @@ class Dependency:
 @dataclass(frozen=True)
 class ClusterArgs:
     naming: Naming
-    log_group_name: pulumi.Input[str]
     logs_key_arn: pulumi.Input[str]
+    log_retention_days: int
 
 
 class Cluster(pulumi.ComponentResource):
     """The ECS cluster: Container Insights on, FARGATE and FARGATE_SPOT, audited ECS Exec."""
 
     cluster: aws.ecs.Cluster
+    exec_log_group: aws.cloudwatch.LogGroup
 
     def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("platform:service:Cluster", name, None, opts)
+        # Every ECS Exec session is recorded: the audit trail that replaces a bastion host.
+        self.exec_log_group = aws.cloudwatch.LogGroup(
+            f"{name}-exec-logs",
+            name=args.naming.log_group("ecs", "exec"),
+            retention_in_days=args.log_retention_days,
+            kms_key_id=args.logs_key_arn,
+            tags=args.naming.tags("ecs-exec"),
+            opts=child_options(self),
+        )
         self.cluster = aws.ecs.Cluster(
             f"{name}-cluster",
             name=args.naming.name("cluster"),
             settings=[aws.ecs.ClusterSettingArgs(name="containerInsights", value="enhanced")],
             configuration=aws.ecs.ClusterConfigurationArgs(
                 execute_command_configuration=aws.ecs.ClusterConfigurationExecuteCommandConfigurationArgs(
-                    kms_key_id=args.logs_key_arn,
                     logging="OVERRIDE",
                     log_configuration=aws.ecs.ClusterConfigurationExecuteCommandConfigurationLogConfigurationArgs(
-                        cloud_watch_encryption_enabled=True, cloud_watch_log_group_name=args.log_group_name
+                        cloud_watch_encryption_enabled=True, cloud_watch_log_group_name=self.exec_log_group.name
                     ),
                 )
             ),

@@ -81,7 +81,7 @@ def edge(cfg: PlatformConfig) -> Edge:
 
 def services(cfg: PlatformConfig) -> dict[str, FargateService]:
     groups = AppSecurityGroups("app-sg", AppSecurityGroupsArgs(NAMING, "vpc-0123", ("api", "worker")))
-    cluster = Cluster("compute", ClusterArgs(NAMING, "/platform/test/ecs-exec", "arn:aws:kms:us-east-1:1:key/logs"))
+    cluster = Cluster("compute", ClusterArgs(NAMING, "arn:aws:kms:us-east-1:123456789012:key/logs", 30))
     lb = load_balancer(cfg, blue_green=cfg.services.api.deployment.strategy == "blue_green")
     common = {
         "naming": NAMING,

@@ -166,6 +166,11 @@ def test_a_prebuilt_image_skips_the_build() -> None:
     assert containers(plan, "worker")["worker"]["image"].endswith("/w@sha256:abc")
 
 
-def test_cluster_has_container_insights(prod: Plan) -> None:
+def test_cluster_has_container_insights_and_records_exec_sessions(prod: Plan) -> None:
     (cluster,) = prod.of_type("aws:ecs/cluster:Cluster")
     assert {"name": "containerInsights", "value": "enhanced"} in cluster.inputs["settings"]
+    exec_logging = cluster.inputs["configuration"]["executeCommandConfiguration"]
+    log_group = resource(prod, "compute-exec-logs")
+    assert exec_logging["logConfiguration"]["cloudWatchLogGroupName"] == log_group.inputs["name"]
+    assert exec_logging["logConfiguration"]["cloudWatchEncryptionEnabled"] is True
+    assert log_group.inputs["kmsKeyId"] and log_group.inputs["retentionInDays"] == 30
