@@ -88,16 +88,20 @@ def _problem(detail: ErrorDetails, secret_keys: set[str]) -> ConfigProblem:
 
 
 def _field_loc(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
-    """Drop pydantic's union-branch markers (`int`, `list[str]`, `function-after[...]`) from a location."""
-    kept: list[int | str] = []
-    for part in loc:
-        if isinstance(part, str) and (part in {"int", "list[str]", "str"} or ("[" in part and "(" in part)):
-            continue
-        kept.append(part)
-    return tuple(kept)
+    """Drop pydantic's own markers (union branches such as `int`, validator wrappers) from a location."""
+    # A marker never comes first: the first part is always the stack file's own key.
+    return loc[:1] + tuple(part for part in loc[1:] if not (isinstance(part, str) and _is_pydantic_marker(part)))
+
+
+def _is_pydantic_marker(part: str) -> bool:
+    return part in {"int", "str", "float", "bool", "list[str]"} or part.startswith(
+        ("function-after[", "function-before[", "function-wrap[", "function-plain[")
+    )
 
 
 def _unknown_key_message(loc: tuple[int | str, ...]) -> str:
+    if not loc:
+        return "unknown key"
     model = _annotation_at(loc[:-1])
     known = sorted(_aliases(model)) if isinstance(model, type) and issubclass(model, BaseModel) else []
     close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)

@@ -280,3 +280,9 @@ def test_both_stack_files_point_editors_at_the_schema() -> None:
         first_line = (REPO / f"Pulumi.{stack}.yaml").read_text().splitlines()[0]
         assert first_line == "# yaml-language-server: $schema=./schema/stack-config.schema.json"
     assert Path(REPO / "schema" / "stack-config.schema.json").is_file()
+
+
+@pytest.mark.parametrize("key", ["([", "int", "function-after[x]"])
+def test_odd_unknown_keys_are_reported_by_name(key: str) -> None:
+    problems = problems_of({**config_for("prod"), key: 1})
+    assert any(problem.startswith(f"platform:{key}: unknown key") for problem in problems), problems
