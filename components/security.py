@@ -1,4 +1,4 @@
-"""Security primitives: customer-managed KMS keys, one per data domain, with least-privilege key policies."""
+"""Security primitives: customer-managed KMS keys per data domain, and the app's secrets in Secrets Manager."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_random as random
 
 from components.iam import Account, Statement, policy_document
 from components.naming import Naming, child_options
@@ -18,6 +19,17 @@ KEY_ADMIN_ACTIONS = (
     "kms:ScheduleKeyDeletion", "kms:CancelKeyDeletion", "kms:RotateKeyOnDemand",
 )  # fmt: skip
 KEY_DELETION_WINDOW_DAYS = 30
+# Generated secrets: letters and digits only, so they are valid as a Redis/Valkey AUTH token (16 to 128
+# printable characters without spaces, quotes, `/` or `@`) and as an HTTP header value.
+GENERATED_SECRET_LENGTH = 64
+# A deleted secret stays recoverable this long (AWS allows 7 to 30 days).
+SECRET_RECOVERY_WINDOW_DAYS = 30
+# Secrets generated here: key in `Security.secrets` -> what the secret is for.
+GENERATED_SECRETS = {
+    "cache-auth-token": "AUTH token of the cache replication group",
+    "origin-verify": "Header value CloudFront sends to the ALB to prove a request came through it",
+}
+NOTIFICATION_API_KEY = "notification-api-key"
 
 
 @dataclass(frozen=True)
@@ -52,17 +64,76 @@ KEY_DOMAINS: tuple[KeyDomain, ...] = (
 class SecurityArgs:
     naming: Naming
     account: Account
+    # The notification provider's API key from the config (`app.notificationApiKey`), if set.
+    notification_api_key: pulumi.Input[str] | None = None
 
 
 class Security(pulumi.ComponentResource):
-    """KMS keys per data domain (`keys["data"]`, `keys["logs"]`, `keys["messaging"]`), rotation on."""
+    """KMS keys per data domain (`keys["data"]`, `keys["logs"]`, `keys["messaging"]`), rotation on, and
+    Secrets Manager secrets encrypted with the data key (`secrets["cache-auth-token"]`,
+    `secrets["origin-verify"]`, and `secrets["notification-api-key"]` when the config sets the key).
+
+    `secret_values` holds the generated values as Pulumi secrets, for the resources that must be given
+    the value itself (the cache's AUTH token, CloudFront's origin header); everything else reads the
+    secret by ARN at run time.
+    """
 
     keys: dict[str, aws.kms.Key]
+    secrets: dict[str, aws.secretsmanager.Secret]
+    secret_values: dict[str, pulumi.Output[str]]
 
     def __init__(self, name: str, args: SecurityArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("platform:security:Security", name, None, opts)
+        self._name, self._naming = name, args.naming
         self.keys = {domain.name: self._key(name, domain, args) for domain in KEY_DOMAINS}
-        self.register_outputs({f"{domain}_key_arn": key.arn for domain, key in self.keys.items()})
+        self.secrets, self.secret_values = {}, {}
+        for secret_name, description in GENERATED_SECRETS.items():
+            password = random.RandomPassword(
+                f"{name}-{secret_name}-value",
+                length=GENERATED_SECRET_LENGTH,
+                special=False,
+                opts=child_options(self),
+            )
+            self.secret_values[secret_name] = pulumi.Output.secret(password.result)
+            self.secrets[secret_name] = self._secret(secret_name, description, self.secret_values[secret_name])
+        if args.notification_api_key is not None:
+            self.secrets[NOTIFICATION_API_KEY] = self._secret(
+                NOTIFICATION_API_KEY,
+                "API key of the worker's notification provider",
+                pulumi.Output.secret(args.notification_api_key),
+            )
+        self.register_outputs(
+            {
+                **{f"{domain}_key_arn": key.arn for domain, key in self.keys.items()},
+                **{f"{secret.replace('-', '_')}_secret_arn": s.arn for secret, s in self.secrets.items()},
+            }
+        )
+
+    @property
+    def cache_auth_token(self) -> pulumi.Output[str]:
+        return self.secret_values["cache-auth-token"]
+
+    @property
+    def origin_verify_value(self) -> pulumi.Output[str]:
+        return self.secret_values["origin-verify"]
+
+    def _secret(self, secret_name: str, description: str, value: pulumi.Output[str]) -> aws.secretsmanager.Secret:
+        secret = aws.secretsmanager.Secret(
+            f"{self._name}-{secret_name}",
+            name=self._naming.name(secret_name),
+            description=f"{self._naming.prefix}: {description}",
+            kms_key_id=self.keys["data"].arn,
+            recovery_window_in_days=SECRET_RECOVERY_WINDOW_DAYS,
+            tags=self._naming.tags(secret_name),
+            opts=child_options(self),
+        )
+        aws.secretsmanager.SecretVersion(
+            f"{self._name}-{secret_name}-version",
+            secret_id=secret.id,
+            secret_string=value,
+            opts=child_options(self),
+        )
+        return secret
 
     def _key(self, name: str, domain: KeyDomain, args: SecurityArgs) -> aws.kms.Key:
         account, naming = args.account, args.naming

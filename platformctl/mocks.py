@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pulumi
+from pulumi.runtime import rpc
 
 ACCOUNT_ID = "123456789012"
 DEFAULT_REGION = "us-east-1"
@@ -45,10 +46,61 @@ IDENTIFIERS: dict[str, tuple[str, str, str]] = {
     "aws:cloudwatch/logGroup:LogGroup": ("", "logs", "log-group:{name}"),
     "aws:iam/role:Role": ("", "iam", "role/{name}"),
     "aws:iam/policy:Policy": ("", "iam", "policy/{name}"),
+    # data layers
+    "aws:rds/cluster:Cluster": ("", "rds", "cluster:{id}"),
+    "aws:rds/clusterInstance:ClusterInstance": ("", "rds", "db:{id}"),
+    "aws:rds/clusterParameterGroup:ClusterParameterGroup": ("", "rds", "cluster-pg:{id}"),
+    "aws:rds/subnetGroup:SubnetGroup": ("", "rds", "subgrp:{id}"),
+    "aws:rds/proxy:Proxy": ("", "rds", "db-proxy:prx-{digest}"),
+    "aws:rds/proxyDefaultTargetGroup:ProxyDefaultTargetGroup": ("", "rds", "target-group:prx-tg-{digest}"),
+    "aws:rds/proxyEndpoint:ProxyEndpoint": ("", "rds", "db-proxy-endpoint:prx-endpoint-{digest}"),
+    "aws:elasticache/replicationGroup:ReplicationGroup": ("", "elasticache", "replicationgroup:{id}"),
+    "aws:elasticache/parameterGroup:ParameterGroup": ("", "elasticache", "parametergroup:{id}"),
+    "aws:elasticache/subnetGroup:SubnetGroup": ("", "elasticache", "subnetgroup:{id}"),
+    "aws:secretsmanager/secret:Secret": ("", "secretsmanager", "secret:{name}-{suffix}"),
+    # messaging, storage, observability, recovery
+    "aws:sqs/queue:Queue": ("", "sqs", "{name}"),
+    "aws:sns/topic:Topic": ("", "sns", "{name}"),
+    "aws:cloudwatch/metricAlarm:MetricAlarm": ("", "cloudwatch", "alarm:{name}"),
+    "aws:xray/samplingRule:SamplingRule": ("", "xray", "sampling-rule/{id}"),
+    "aws:backup/vault:Vault": ("", "backup", "backup-vault:{name}"),
+    "aws:backup/plan:Plan": ("", "backup", "backup-plan:{id}"),
+    "aws:budgets/budget:Budget": ("", "budgets", "budget/{name}"),
 }
+# Resources whose id is one of their inputs (an identifier the program chooses).
+ID_FROM_INPUT = {
+    "aws:rds/cluster:Cluster": "clusterIdentifier",
+    "aws:rds/clusterInstance:ClusterInstance": "identifier",
+    "aws:rds/clusterParameterGroup:ClusterParameterGroup": "name",
+    "aws:rds/subnetGroup:SubnetGroup": "name",
+    "aws:rds/proxy:Proxy": "name",
+    "aws:rds/proxyDefaultTargetGroup:ProxyDefaultTargetGroup": "dbProxyName",
+    "aws:elasticache/replicationGroup:ReplicationGroup": "replicationGroupId",
+    "aws:elasticache/parameterGroup:ParameterGroup": "name",
+    "aws:elasticache/subnetGroup:SubnetGroup": "name",
+    "aws:s3/bucket:Bucket": "bucket",
+    "aws:cloudwatch/metricAlarm:MetricAlarm": "name",
+    "aws:cloudwatch/dashboard:Dashboard": "dashboardName",
+    "aws:xray/samplingRule:SamplingRule": "ruleName",
+    "aws:backup/vault:Vault": "name",
+    "aws:budgets/budget:Budget": "name",
+}
+# Resources whose id is one of their outputs (SQS queues are known by their URL, topics by their ARN).
+ID_FROM_OUTPUT = {
+    "aws:sqs/queue:Queue": "url",
+    "aws:sns/topic:Topic": "arn",
+    "aws:sns/topicSubscription:TopicSubscription": "arn",
+}
+# Resources whose id is a UUID.
+UUID_IDS = {"aws:backup/plan:Plan", "aws:backup/selection:Selection"}
+# Resources whose id is their ARN.
+ID_IS_ARN = {"aws:secretsmanager/secret:Secret"}
+# Where RDS and ElastiCache endpoints live in the mock account.
+RDS_DNS_SUFFIX = "c0ffee123abc.{region}.rds.amazonaws.com"
+ELASTICACHE_DNS_SUFFIX = "x1y2z3.{short}.cache.amazonaws.com"
 # Resources whose id is their name rather than a generated identifier.
 NAMED_BY_NAME = {"aws:cloudwatch/logGroup:LogGroup", "aws:iam/role:Role", "aws:kms/alias:Alias"}
-GLOBAL_SERVICES = {"iam", "cloudfront", "route53", "waf"}
+GLOBAL_SERVICES = {"iam", "cloudfront", "route53", "waf", "budgets"}
 
 
 class OfflineMocks(pulumi.runtime.Mocks):
@@ -63,13 +115,41 @@ class OfflineMocks(pulumi.runtime.Mocks):
             "aws:ec2/natGateway:NatGateway": self._nat,
             "aws:kms/key:Key": self._kms_key,
             "aws:ec2/vpcEndpoint:VpcEndpoint": self._vpc_endpoint,
+            # data layers
+            "aws:rds/cluster:Cluster": self._aurora_cluster,
+            "aws:rds/clusterInstance:ClusterInstance": self._aurora_instance,
+            "aws:rds/proxy:Proxy": self._rds_proxy,
+            "aws:rds/proxyDefaultTargetGroup:ProxyDefaultTargetGroup": self._proxy_target_group,
+            "aws:rds/proxyEndpoint:ProxyEndpoint": self._proxy_endpoint,
+            "aws:elasticache/replicationGroup:ReplicationGroup": self._replication_group,
+            "aws:secretsmanager/secretVersion:SecretVersion": self._secret_version,
+            # request path
+            "aws:acm/certificate:Certificate": self._certificate,
+            "aws:acm/certificateValidation:CertificateValidation": self._certificate_validation,
+            "aws:lb/loadBalancer:LoadBalancer": self._load_balancer,
+            "aws:lb/targetGroup:TargetGroup": self._target_group,
+            "aws:cloudfront/distribution:Distribution": self._distribution,
+            "aws:route53/record:Record": self._record,
+            "aws:ecr/repository:Repository": self._ecr_repository,
+            "aws:wafv2/webAcl:WebAcl": self._web_acl,
+            # messaging, storage, observability, recovery
+            "aws:sqs/queue:Queue": self._queue,
+            "aws:sns/topicSubscription:TopicSubscription": self._subscription,
+            "aws:s3/bucket:Bucket": self._bucket,
+            "aws:cloudwatch/dashboard:Dashboard": self._dashboard,
+            "aws:backup/plan:Plan": self._backup_plan,
+            "aws:budgets/budget:Budget": self._budget,
         }
 
     # --- resources --------------------------------------------------------------------------------
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[Any, Any]]:
+        if args.typ in REMOTE_COMPONENT_OUTPUTS:
+            return "", REMOTE_COMPONENT_OUTPUTS[args.typ](args)
         if not args.custom and not args.typ.startswith("pulumi:providers:"):
             return "", {}
+        if args.typ == RANDOM_PASSWORD:
+            return _digest(args.typ, args.name), {**args.inputs, **_random_password(args)}
         if args.typ.startswith("pulumi:providers:"):
             resource_id = _digest(args.typ, args.name, length=12)
             self._provider_regions[resource_id] = str(args.inputs.get("region") or self.default_region)
@@ -83,16 +163,25 @@ class OfflineMocks(pulumi.runtime.Mocks):
         resource_id = name if args.typ in NAMED_BY_NAME else f"{prefix}{_digest(args.typ, args.name)}"
         if args.typ == "aws:kms/key:Key":
             resource_id = _uuid_like(args.typ, args.name)
+        if args.typ in UUID_IDS:
+            resource_id = _uuid_like(args.typ, args.name)
+        if args.typ in ID_FROM_INPUT:
+            resource_id = str(args.inputs.get(ID_FROM_INPUT[args.typ]) or resource_id)
         arn_region = "" if service in GLOBAL_SERVICES else region
         state.setdefault(
             "arn",
-            f"arn:aws:{service}:{arn_region}:{ACCOUNT_ID}:{template.format(id=resource_id, name=name)}",
+            f"arn:aws:{service}:{arn_region}:{ACCOUNT_ID}:"
+            + template.format(id=resource_id, name=name, digest=_digest(args.name), suffix=_digest(name, length=6)),
         )
         state.setdefault("tagsAll", state.get("tags", {}))
         state.setdefault("region", region)
         maker = self.extra_outputs.get(args.typ)
         if maker is not None:
             state.update(maker(args, resource_id, region))
+        if args.typ in ID_IS_ARN:
+            resource_id = state["arn"]
+        if args.typ in ID_FROM_OUTPUT:
+            resource_id = str(state[ID_FROM_OUTPUT[args.typ]])
         return resource_id, state
 
     def _region_of(self, provider_ref: str | None) -> str:
@@ -134,6 +223,164 @@ class OfflineMocks(pulumi.runtime.Mocks):
             ]
         }
 
+    @staticmethod
+    def _certificate(args: pulumi.runtime.MockResourceArgs, resource_id: str, region: str) -> Outputs:
+        names = [args.inputs["domainName"], *args.inputs.get("subjectAlternativeNames", [])]
+        return {
+            "domainValidationOptions": [
+                {
+                    "domainName": name,
+                    "resourceRecordName": f"_{_digest(name, length=32)}.{name}.",
+                    "resourceRecordType": "CNAME",
+                    "resourceRecordValue": f"_{_digest('value', name, length=32)}.acm-validations.aws.",
+                }
+                for name in names
+            ],
+            "status": "ISSUED",
+        }
+
+    @staticmethod
+    def _certificate_validation(args: pulumi.runtime.MockResourceArgs, resource_id: str, region: str) -> Outputs:
+        return {"certificateArn": args.inputs["certificateArn"]}
+
+    @staticmethod
+    def _load_balancer(args: pulumi.runtime.MockResourceArgs, resource_id: str, region: str) -> Outputs:
+        suffix = f"app/{args.name}/{_digest('alb', args.name, length=16)}"
+        return {
+            "arn": f"arn:aws:elasticloadbalancing:{region}:{ACCOUNT_ID}:loadbalancer/{suffix}",
+            "arnSuffix": suffix,
+            "dnsName": f"{args.name}-{_digest('dns', args.name, length=10)}.{region}.elb.amazonaws.com",
+            "zoneId": "Z35SXDOTRQ7X7K",
+        }
+
+    @staticmethod
+    def _target_group(args: pulumi.runtime.MockResourceArgs, resource_id: str, region: str) -> Outputs:
+        suffix = f"targetgroup/{args.name[:32]}/{_digest('tg', args.name, length=16)}"
+        return {"arn": f"arn:aws:elasticloadbalancing:{region}:{ACCOUNT_ID}:{suffix}", "arnSuffix": suffix}
+
+    @staticmethod
+    def _distribution(args: pulumi.runtime.MockResourceArgs, resource_id: str, region: str) -> Outputs:
+        distribution_id = "E" + _digest("cf", args.name, length=13).upper()
+        return {
+            "arn": f"arn:aws:cloudfront::{ACCOUNT_ID}:distribution/{distribution_id}",
+            "domainName": f"d{_digest('cfd', args.name, length=13)}.cloudfront.net",
+            "hostedZoneId": "Z2FDTNDATAQYW2",  # CloudFront's alias zone
+        }
+
+    @staticmethod
+    def _record(args: pulumi.runtime.MockResourceArgs, resource_id: str, region: str) -> Outputs:
+        return {"fqdn": str(args.inputs.get("name", "")).rstrip(".")}
+
+    @staticmethod
+    def _ecr_repository(args: pulumi.runtime.MockResourceArgs, resource_id: str, region: str) -> Outputs:
+        name = args.inputs.get("name", args.name)
+        return {"repositoryUrl": f"{ACCOUNT_ID}.dkr.ecr.{region}.amazonaws.com/{name}", "registryId": ACCOUNT_ID}
+
+    @staticmethod
+    def _web_acl(args: pulumi.runtime.MockResourceArgs, resource_id: str, region: str) -> Outputs:
+        scope = "global" if args.inputs.get("scope") == "CLOUDFRONT" else "regional"
+        name = args.inputs.get("name", args.name)
+        return {"arn": f"arn:aws:wafv2:{region}:{ACCOUNT_ID}:{scope}/webacl/{name}/{_uuid_like('waf', args.name)}"}
+
+    # --- data layers ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _aurora_cluster(args: pulumi.runtime.MockResourceArgs, resource_id: str, region: str) -> Outputs:
+        suffix = RDS_DNS_SUFFIX.format(region=region)
+        outputs: Outputs = {
+            "endpoint": f"{resource_id}.cluster-{suffix}",
+            "readerEndpoint": f"{resource_id}.cluster-ro-{suffix}",
+            "clusterResourceId": "cluster-" + _digest("resource", resource_id, length=26).upper(),
+            "hostedZoneId": "Z2R2ITUGPM61AM",
+            "port": args.inputs.get("port", 5432),
+            "engineVersionActual": args.inputs.get("engineVersion"),
+        }
+        if args.inputs.get("manageMasterUserPassword"):
+            outputs["masterUserSecrets"] = [
+                {
+                    "kmsKeyId": args.inputs.get("masterUserSecretKmsKeyId"),
+                    "secretArn": f"arn:aws:secretsmanager:{region}:{ACCOUNT_ID}:secret:rds!cluster-"
+                    f"{_uuid_like('master', resource_id)}-{_digest('suffix', resource_id, length=6)}",
+                    "secretStatus": "active",
+                }
+            ]
+        return outputs
+
+    @staticmethod
+    def _aurora_instance(args: pulumi.runtime.MockResourceArgs, resource_id: str, region: str) -> Outputs:
+        return {
+            "endpoint": f"{resource_id}.{RDS_DNS_SUFFIX.format(region=region)}:5432",
+            "address": f"{resource_id}.{RDS_DNS_SUFFIX.format(region=region)}",
+            "dbiResourceId": "db-" + _digest("dbi", resource_id, length=26).upper(),
+            "port": 5432,
+            "writer": False,
+        }
+
+    @staticmethod
+    def _rds_proxy(args: pulumi.runtime.MockResourceArgs, resource_id: str, region: str) -> Outputs:
+        return {"endpoint": f"{resource_id}.proxy-{RDS_DNS_SUFFIX.format(region=region)}"}
+
+    @staticmethod
+    def _proxy_target_group(args: pulumi.runtime.MockResourceArgs, resource_id: str, region: str) -> Outputs:
+        return {"name": "default"}
+
+    @staticmethod
+    def _proxy_endpoint(args: pulumi.runtime.MockResourceArgs, resource_id: str, region: str) -> Outputs:
+        name = args.inputs.get("dbProxyEndpointName", args.name)
+        return {"endpoint": f"{name}.endpoint.proxy-{RDS_DNS_SUFFIX.format(region=region)}", "isDefault": False}
+
+    @staticmethod
+    def _replication_group(args: pulumi.runtime.MockResourceArgs, resource_id: str, region: str) -> Outputs:
+        parts = region.split("-")
+        suffix = ELASTICACHE_DNS_SUFFIX.format(short=f"{parts[0]}{parts[1][0]}{parts[-1]}")
+        clusters = int(args.inputs.get("numCacheClusters", 1))
+        return {
+            "primaryEndpointAddress": f"master.{resource_id}.{suffix}",
+            "readerEndpointAddress": f"replica.{resource_id}.{suffix}",
+            "memberClusters": [f"{resource_id}-{index:03d}" for index in range(1, clusters + 1)],
+            "port": args.inputs.get("port", 6379),
+            "engineVersionActual": f"{args.inputs.get('engineVersion', '8.0')}.1",
+        }
+
+    @staticmethod
+    def _secret_version(args: pulumi.runtime.MockResourceArgs, resource_id: str, region: str) -> Outputs:
+        return {"versionId": _uuid_like("version", args.name), "versionStages": ["AWSCURRENT"]}
+
+    @staticmethod
+    def _queue(args: pulumi.runtime.MockResourceArgs, resource_id: str, region: str) -> Outputs:
+        name = args.inputs.get("name", args.name)
+        return {"url": f"https://sqs.{region}.amazonaws.com/{ACCOUNT_ID}/{name}"}
+
+    @staticmethod
+    def _subscription(args: pulumi.runtime.MockResourceArgs, resource_id: str, region: str) -> Outputs:
+        topic = str(args.inputs.get("topic", f"arn:aws:sns:{region}:{ACCOUNT_ID}:topic"))
+        # Email subscriptions wait for the recipient to confirm.
+        pending = args.inputs.get("protocol") == "email"
+        return {"arn": f"{topic}:{_uuid_like('sub', args.name)}", "ownerId": ACCOUNT_ID, "pendingConfirmation": pending}
+
+    @staticmethod
+    def _bucket(args: pulumi.runtime.MockResourceArgs, resource_id: str, region: str) -> Outputs:
+        bucket = str(args.inputs.get("bucket") or f"{args.name}-{_digest(args.name, length=12)}")
+        return {
+            "bucket": bucket,
+            "arn": f"arn:aws:s3:::{bucket}",
+            "bucketDomainName": f"{bucket}.s3.amazonaws.com",
+            "bucketRegionalDomainName": f"{bucket}.s3.{region}.amazonaws.com",
+            "hostedZoneId": "Z3AQBSTGFYJSTF",  # S3's zone in us-east-1
+        }
+
+    @staticmethod
+    def _dashboard(args: pulumi.runtime.MockResourceArgs, resource_id: str, region: str) -> Outputs:
+        return {"dashboardArn": f"arn:aws:cloudwatch::{ACCOUNT_ID}:dashboard/{args.inputs.get('dashboardName')}"}
+
+    @staticmethod
+    def _backup_plan(args: pulumi.runtime.MockResourceArgs, resource_id: str, region: str) -> Outputs:
+        return {"version": _digest("version", args.name, length=48)}
+
+    @staticmethod
+    def _budget(args: pulumi.runtime.MockResourceArgs, resource_id: str, region: str) -> Outputs:
+        return {"accountId": ACCOUNT_ID}
+
     # --- invokes ----------------------------------------------------------------------------------
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[Any, Any]:  # type: ignore[override]
@@ -159,10 +406,64 @@ class OfflineMocks(pulumi.runtime.Mocks):
                 "groupNames": [region] * ZONES_PER_REGION,
                 "id": region,
             }
+        if args.token == "aws:route53/getZone:getZone":
+            name = str(args.args.get("name", "example.com"))
+            return {"zoneId": "Z" + _digest("zone", name, length=13).upper(), "name": name, "id": name}
+        if args.token == "aws:ec2/getManagedPrefixList:getManagedPrefixList":
+            name = str(args.args.get("name", ""))
+            return {"id": f"pl-{_digest(name, length=8)}", "name": name, "maxEntries": 55}
         raise NotImplementedError(f"the offline plan has no mock for the invoke {args.token}")
 
 
+def _image_outputs(args: pulumi.runtime.MockResourceArgs) -> Outputs:
+    """awsx.ecr.Image builds with Docker at `pulumi up`; offline, it answers with the URI it would push."""
+    repository = str(args.inputs.get("repositoryUrl", "repository"))
+    return {"imageUri": f"{repository}@sha256:{_digest('image', args.name, length=64)}"}
+
+
+# Multi-language components (awsx) run in their provider's process; offline they answer here.
+REMOTE_COMPONENT_OUTPUTS: dict[str, Callable[[pulumi.runtime.MockResourceArgs], Outputs]] = {
+    "awsx:ecr:Image": _image_outputs,
+}
+
+RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
+
+
+def generated_password(resource_name: str, length: int) -> str:
+    """The value the offline plan 'generates' for a RandomPassword: deterministic, letters and digits."""
+    return (_digest("password", resource_name, length=64) * (length // 64 + 1))[:length]
+
+
+def _random_password(args: pulumi.runtime.MockResourceArgs) -> Outputs:
+    # The provider returns `result` as a secret; so does the mock, so plans mask it as AWS would see it.
+    value = generated_password(args.name, int(args.inputs.get("length", 16)))
+    return {
+        "result": rpc.wrap_rpc_secret(value),
+        "bcryptHash": rpc.wrap_rpc_secret(_digest("bcrypt", value, length=60)),
+    }
+
+
 _UNNAMED = {
+    "aws:sqs/queuePolicy:QueuePolicy",
+    "aws:sqs/redriveAllowPolicy:RedriveAllowPolicy",
+    "aws:sns/topicPolicy:TopicPolicy",
+    "aws:sns/topicSubscription:TopicSubscription",
+    "aws:s3/bucket:Bucket",
+    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+    "aws:s3/bucketOwnershipControls:BucketOwnershipControls",
+    "aws:s3/bucketVersioning:BucketVersioning",
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
+    "aws:s3/bucketPolicy:BucketPolicy",
+    "aws:cloudwatch/dashboard:Dashboard",
+    "aws:xray/samplingRule:SamplingRule",
+    "aws:rds/cluster:Cluster",
+    "aws:rds/clusterInstance:ClusterInstance",
+    "aws:rds/proxyDefaultTargetGroup:ProxyDefaultTargetGroup",
+    "aws:rds/proxyTarget:ProxyTarget",
+    "aws:rds/proxyEndpoint:ProxyEndpoint",
+    "aws:elasticache/replicationGroup:ReplicationGroup",
+    "aws:secretsmanager/secretVersion:SecretVersion",
     "aws:ec2/vpc:Vpc",
     "aws:ec2/subnet:Subnet",
     "aws:ec2/internetGateway:InternetGateway",
@@ -177,6 +478,18 @@ _UNNAMED = {
     "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
     "aws:kms/key:Key",
     "aws:iam/rolePolicy:RolePolicy",
+    "aws:acm/certificate:Certificate",
+    "aws:acm/certificateValidation:CertificateValidation",
+    "aws:route53/record:Record",
+    "aws:route53/healthCheck:HealthCheck",
+    "aws:lb/listener:Listener",
+    "aws:lb/listenerRule:ListenerRule",
+    "aws:cloudfront/distribution:Distribution",
+    "aws:ecr/lifecyclePolicy:LifecyclePolicy",
+    "aws:ecs/clusterCapacityProviders:ClusterCapacityProviders",
+    "aws:appautoscaling/target:Target",
+    "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+    "aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration",
 }
 
 

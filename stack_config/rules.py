@@ -7,12 +7,13 @@ from collections.abc import Callable, Iterator
 from stack_config.cidr import TIERS, CidrAllocationError, subnet_plan
 from stack_config.errors import ConfigProblem
 from stack_config.limits import FARGATE_MEMORY_BY_CPU
-from stack_config.schema import PlatformConfig
+from stack_config.schema import REQUIRED_TAGS, PlatformConfig
 
 Rule = Callable[[PlatformConfig], Iterator[ConfigProblem]]
 SERVICE_NAMES = ("api", "worker")
 # Aurora point-in-time recovery restores to within about five minutes of a failure.
 AURORA_PITR_RPO_MINUTES = 5
+MINUTES_PER_DAY = 24 * 60
 
 
 def fargate_sizes(cfg: PlatformConfig) -> Iterator[ConfigProblem]:
@@ -156,6 +157,124 @@ def cache_failover(cfg: PlatformConfig) -> Iterator[ConfigProblem]:
         yield ConfigProblem("availabilityZones", "Multi-AZ cache needs at least 2 AZs", cfg.availability_zones)
 
 
+# Aurora PostgreSQL majors AWS still offers; Valkey and Redis OSS versions that support TLS mode `required`.
+AURORA_POSTGRESQL_MAJORS = (13, 14, 15, 16, 17)
+# (lowest, highest major): TLS mode `required` needs Valkey 7.2+ or Redis OSS 7.0+; ElastiCache's
+# Redis OSS line ends at 7.x (Valkey succeeds it).
+CACHE_VERSIONS = {"valkey": ((7, 2), None), "redis": ((7, 0), 7)}
+MINUTES_PER_DAY = 24 * 60
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+# The shortest windows AWS accepts: RDS 30 minutes, ElastiCache 60 minutes.
+RDS_MIN_WINDOW_MINUTES = 30
+ELASTICACHE_MIN_WINDOW_MINUTES = 60
+
+
+def _clock(text: str) -> int:
+    hours, minutes = text.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def _week_minute(text: str) -> int:
+    day, clock = text.split(":", 1)
+    return DAYS.index(day) * MINUTES_PER_DAY + _clock(clock)
+
+
+def _span(start: int, end: int, period: int) -> set[int]:
+    """The minutes of a window from `start` to `end`, wrapping at `period`."""
+    length = (end - start) % period
+    return {(start + offset) % period for offset in range(length)}
+
+
+def _daily_minutes(window: str) -> set[int]:
+    """A daily window's minutes in every day of the week."""
+    start, end = (_clock(part) for part in window.split("-"))
+    daily = _span(start, end, MINUTES_PER_DAY)
+    return {day * MINUTES_PER_DAY + minute for day in range(7) for minute in daily}
+
+
+def _weekly_minutes(window: str) -> set[int]:
+    start, end = (_week_minute(part) for part in window.split("-"))
+    return _span(start, end, 7 * MINUTES_PER_DAY)
+
+
+def data_windows(cfg: PlatformConfig) -> Iterator[ConfigProblem]:
+    """Backup/snapshot and maintenance windows: long enough, and never overlapping (AWS rejects both)."""
+    layers = (
+        (
+            "database",
+            "backupWindow",
+            cfg.database.backup_window,
+            cfg.database.maintenance_window,
+            RDS_MIN_WINDOW_MINUTES,
+        ),
+        (
+            "cache",
+            "snapshotWindow",
+            cfg.cache.snapshot_window,
+            cfg.cache.maintenance_window,
+            ELASTICACHE_MIN_WINDOW_MINUTES,
+        ),
+    )
+    for layer, daily_key, daily, weekly, shortest in layers:
+        daily_minutes, weekly_minutes = _daily_minutes(daily), _weekly_minutes(weekly)
+        if len(daily_minutes) < 7 * shortest:
+            yield ConfigProblem(f"{layer}.{daily_key}", f"must last at least {shortest} minutes", daily)
+        if len(weekly_minutes) < shortest:
+            yield ConfigProblem(f"{layer}.maintenanceWindow", f"must last at least {shortest} minutes", weekly)
+        if daily_minutes & weekly_minutes:
+            yield ConfigProblem(f"{layer}.maintenanceWindow", f"must not overlap {layer}.{daily_key} ({daily})", weekly)
+
+
+def data_engines(cfg: PlatformConfig) -> Iterator[ConfigProblem]:
+    database, cache = cfg.database, cfg.cache
+    major = int(database.engine_version.split(".")[0])
+    if major not in AURORA_POSTGRESQL_MAJORS:
+        yield ConfigProblem(
+            "database.engineVersion",
+            f"Aurora PostgreSQL offers majors {', '.join(map(str, AURORA_POSTGRESQL_MAJORS))}",
+            database.engine_version,
+        )
+    version = tuple(int(part) for part in cache.engine_version.split("."))
+    lowest, highest_major = CACHE_VERSIONS[cache.engine]
+    if version < lowest:
+        yield ConfigProblem(
+            "cache.engineVersion",
+            f"{cache.engine} {lowest[0]}.{lowest[1]} or later is needed for TLS mode `required`"
+            f" (check cache.engine, {cache.engine})",
+            cache.engine_version,
+        )
+    elif highest_major is not None and version[0] > highest_major:
+        yield ConfigProblem(
+            "cache.engineVersion",
+            f"ElastiCache offers {cache.engine} up to {highest_major}.x; use valkey for newer versions"
+            f" (check cache.engine, {cache.engine})",
+            cache.engine_version,
+        )
+
+
+def database_proxy_pool(cfg: PlatformConfig) -> Iterator[ConfigProblem]:
+    database = cfg.database
+    if database.proxy_max_idle_connections_percent > database.proxy_max_connections_percent:
+        yield ConfigProblem(
+            "database.proxyMaxIdleConnectionsPercent",
+            f"must not exceed proxyMaxConnectionsPercent {database.proxy_max_connections_percent}",
+            database.proxy_max_idle_connections_percent,
+        )
+
+
+def production_data(cfg: PlatformConfig) -> Iterator[ConfigProblem]:
+    if cfg.environment != "prod":
+        return
+    if not cfg.database.final_snapshot:
+        yield ConfigProblem("database.finalSnapshot", "prod takes a final snapshot before deleting the cluster", False)
+    if cfg.cache.snapshot_retention_days < 1:
+        yield ConfigProblem(
+            "cache.snapshotRetentionDays",
+            "prod keeps cache snapshots (at least 1 day)",
+            cfg.cache.snapshot_retention_days,
+        )
+
+
 def queues_cover_jobs(cfg: PlatformConfig) -> Iterator[ConfigProblem]:
     job_timeout = cfg.services.worker.job_timeout_seconds
     for name, queue in cfg.messaging.queues.items():
@@ -174,17 +293,87 @@ def queues_cover_jobs(cfg: PlatformConfig) -> Iterator[ConfigProblem]:
             )
 
 
+def backup_interval_minutes(schedule: str) -> int | None:
+    """The longest gap between two runs of an AWS Backup `cron(min hour dom month dow year)`.
+
+    Daily or more frequent schedules only (fixed hours, lists, ranges, steps, `*`); None otherwise.
+    """
+    fields = schedule.removeprefix("cron(").removesuffix(")").split()
+    if len(fields) != 6:
+        return None
+    _, hours, day_of_month, _, day_of_week, _ = fields
+    if day_of_month not in ("*", "?") or day_of_week not in ("*", "?"):
+        return None
+    run_hours = _run_hours(hours)
+    if not run_hours:
+        return None
+    following = [*run_hours[1:], run_hours[0]]
+    return max(((later - earlier) % 24 or 24) * 60 for earlier, later in zip(run_hours, following, strict=True))
+
+
+def _run_hours(hours: str) -> list[int] | None:
+    """The hours of the day a cron hour field fires at, e.g. `0/6` -> [0, 6, 12, 18]."""
+    found: set[int] = set()
+    for part in hours.split(","):
+        span, _, step_text = part.partition("/")
+        step = int(step_text) if step_text.isdigit() else 1
+        if span == "*":
+            first, last = 0, 23
+        elif "-" in span:
+            low, _, high = span.partition("-")
+            if not (low.isdigit() and high.isdigit()):
+                return None
+            first, last = int(low), int(high)
+        elif span.isdigit():
+            first, last = int(span), 23 if step_text else int(span)
+        else:
+            return None
+        if step < 1 or not 0 <= first <= last <= 23:
+            return None
+        found.update(range(first, last + 1, step))
+    return sorted(found)
+
+
 def recovery_objectives(cfg: PlatformConfig) -> Iterator[ConfigProblem]:
     recovery = cfg.recovery
-    if recovery.rpo_minutes < AURORA_PITR_RPO_MINUTES:
+    interval = backup_interval_minutes(recovery.backup_schedule)
+    if interval is None:
+        yield ConfigProblem(
+            "recovery.backupSchedule",
+            "use a daily or more frequent cron(min hour * * ? *) so the plan can be checked against the RPO",
+            recovery.backup_schedule,
+        )
+    # Between two backups only Aurora's point-in-time recovery meets an RPO; below its floor nothing does.
+    if recovery.rpo_minutes < AURORA_PITR_RPO_MINUTES and (interval is None or recovery.rpo_minutes < interval):
         yield ConfigProblem(
             "recovery.rpoMinutes",
-            f"Aurora point-in-time recovery cannot meet an RPO under {AURORA_PITR_RPO_MINUTES} minutes",
+            f"Aurora point-in-time recovery cannot meet an RPO under {AURORA_PITR_RPO_MINUTES} minutes"
+            + (f", and the backup plan runs only every {interval} minutes" if interval is not None else ""),
             recovery.rpo_minutes,
         )
     if recovery.copy_region is not None and recovery.copy_region == cfg.region:
         yield ConfigProblem(
             "recovery.copyRegion", f"must differ from the stack's region {cfg.region}", recovery.copy_region
+        )
+
+
+def budget_thresholds(cfg: PlatformConfig) -> Iterator[ConfigProblem]:
+    thresholds = cfg.budget.alert_thresholds_percent
+    if len(set(thresholds)) != len(thresholds):
+        yield ConfigProblem(
+            "budget.alertThresholdsPercent",
+            "must be distinct: AWS Budgets rejects two notifications with the same threshold",
+            thresholds,
+        )
+
+
+def required_tags(cfg: PlatformConfig) -> Iterator[ConfigProblem]:
+    missing = [key for key in REQUIRED_TAGS if not cfg.tags.get(key, "").strip()]
+    if missing:
+        yield ConfigProblem(
+            "tags",
+            f"cost allocation needs the tags {', '.join(missing)} (every resource carries them)",
+            dict(cfg.tags),
         )
 
 
@@ -202,8 +391,14 @@ RULES: tuple[Rule, ...] = (
     production_availability,
     database_capacity,
     cache_failover,
+    data_windows,
+    data_engines,
+    database_proxy_pool,
+    production_data,
     queues_cover_jobs,
     recovery_objectives,
+    budget_thresholds,
+    required_tags,
     edge_domain,
 )
 

@@ -255,6 +255,37 @@ class DatabaseConfig(Model):
     monitoring_interval_seconds: Annotated[int, _one_of(ENHANCED_MONITORING_INTERVALS)] = 60
     slow_statement_ms: int = Field(default=500, ge=-1, le=2_147_483_647)
     database_name: str = Field(default="app", pattern=r"^[a-z][a-z0-9_]{0,62}$")
+    final_snapshot: bool = Field(
+        default=True,
+        description="Take a final snapshot when the cluster is deleted (prod). Default true; staging false.",
+    )
+    auto_minor_version_upgrade: bool = Field(
+        default=True, description="Apply minor engine upgrades in the maintenance window. Default true."
+    )
+    work_mem_mb: int = Field(
+        default=8,
+        ge=1,
+        le=2048,
+        description="work_mem per sort or hash (the seeds: tuned for OLTP, small queries). Default 8 MiB.",
+    )
+    proxy_max_connections_percent: int = Field(
+        default=90,
+        ge=1,
+        le=100,
+        description="RDS Proxy pool: share of the database's max_connections it may open. Default 90 %.",
+    )
+    proxy_max_idle_connections_percent: int = Field(
+        default=50,
+        ge=0,
+        le=100,
+        description="RDS Proxy pool: share of max_connections kept idle; at most the max. Default 50 %.",
+    )
+    proxy_idle_client_timeout_seconds: int = Field(
+        default=1800,
+        ge=1,
+        le=28800,
+        description="RDS Proxy closes client connections idle this long (AWS allows 1 to 28800). Default 1800 s.",
+    )
 
     @field_validator("performance_insights_retention_days")
     @classmethod
@@ -266,7 +297,11 @@ class DatabaseConfig(Model):
 
 class CacheConfig(Model):
     engine: Literal["redis", "valkey"] = "valkey"
-    engine_version: str = Field(default="8.0", pattern=r"^\d+\.\d+$")
+    engine_version: str = Field(
+        default="8.0",
+        pattern=r"^\d+\.\d+$",
+        description="Engine version, pinned: Valkey 7.2 or later, or Redis OSS 7.0 or later. Default 8.0 (Valkey).",
+    )
     node_type: str = Field(default="cache.t4g.small", pattern=r"^cache\.[a-z0-9]+\.[a-z0-9]+$")
     replica_count: int = Field(default=1, ge=0, le=5, description="Replicas per shard (AWS allows 5).")
     snapshot_retention_days: int = Field(default=7, ge=0, le=35, description="Seeds: 7 days.")
@@ -294,6 +329,16 @@ class QueueConfig(Model):
     retention_seconds: int = Field(default=604800, ge=60, le=1209600, description="7 days.")
     dlq_retention_seconds: int = Field(default=1209600, ge=60, le=1209600, description="14 days.")
     receive_wait_seconds: int = Field(default=20, ge=0, le=20, description="Long polling.")
+    encryption: Literal["kms", "sqs"] = Field(
+        default="kms",
+        description="kms: the stack's messaging key (SNS can deliver to it); sqs: SQS-managed SSE. Default kms.",
+    )
+    kms_data_key_reuse_seconds: int = Field(
+        default=300,
+        ge=60,
+        le=86400,
+        description="How long SQS reuses a data key before calling KMS again (AWS allows 60 to 86400). Default 300.",
+    )
     consumer: Literal["worker"] | None = Field(
         default="worker", description="The service that consumes the queue, or none."
     )
@@ -327,10 +372,28 @@ class ObservabilityConfig(Model):
     alarm_thresholds: AlarmThresholds = AlarmThresholds()
     alert_emails: list[Email] = Field(default_factory=list, max_length=20)
     tracing_sample_rate: float = Field(default=0.05, ge=0, le=1)
+    access_log_retention_days: int = Field(
+        default=90,
+        ge=1,
+        le=3650,
+        description="Days ALB and CloudFront access logs stay in the logs bucket before they expire. Default 90.",
+    )
+    app_metrics_namespace: str = Field(
+        default="Platform/App",
+        pattern=r"^[A-Za-z0-9._/#:\- ]{1,255}$",
+        description="CloudWatch namespace of the app's own metrics (breaker opens, retries). Default Platform/App.",
+    )
 
 
 class RecoveryConfig(Model):
-    rpo_minutes: int = Field(default=60, ge=5, description="Recovery point objective.")
+    rpo_minutes: int = Field(
+        default=60,
+        ge=1,
+        description=(
+            "Recovery point objective. Between two backups only Aurora point-in-time recovery (about 5 minutes)"
+            " meets it (stack_config.rules.recovery_objectives). Default 60; prod 15."
+        ),
+    )
     rto_minutes: int = Field(default=240, ge=15, description="Recovery time objective.")
     backup_schedule: str = Field(
         default="cron(0 5 * * ? *)", pattern=BACKUP_CRON_PATTERN, description="Daily at 05:00 UTC."
@@ -339,12 +402,31 @@ class RecoveryConfig(Model):
     copy_region: str | None = Field(
         default=None, pattern=REGION_PATTERN, description="Cross-region backup copy target."
     )
+    noncurrent_version_retention_days: int = Field(
+        default=30,
+        ge=1,
+        le=3650,
+        description="Days S3 keeps overwritten or deleted object versions before they expire. Default 30.",
+    )
 
 
 class BudgetConfig(Model):
     monthly_usd: float = Field(default=1000, gt=0, le=10_000_000)
     alert_thresholds_percent: list[Annotated[float, Field(gt=0, le=1000)]] = Field(
-        default_factory=lambda: [80.0, 100.0], min_length=1, max_length=10
+        default_factory=lambda: [80.0, 100.0],
+        min_length=1,
+        max_length=5,
+        description=(
+            "Percent of the monthly budget that alerts, each as actual and as forecast cost"
+            " (AWS allows 10 notifications per budget, so 5 thresholds). Default 80 and 100."
+        ),
+    )
+    scope_to_stack: bool = Field(
+        default=True,
+        description=(
+            "Count only costs tagged with this stack (the `stack` tag must be an active cost-allocation tag);"
+            " false counts the whole account. Default true."
+        ),
     )
 
 
@@ -372,6 +454,8 @@ def _validate_tag_key(key: str) -> str:
     return key
 
 
+# Cost allocation: every stack names who owns it and which cost center pays (rules.required_tags).
+REQUIRED_TAGS = ("owner", "cost-center")
 TagKey = Annotated[str, AfterValidator(_validate_tag_key)]
 TagValue = Annotated[str, Field(pattern=r"^[\w .:/=+\-@]*$", max_length=256)]
 

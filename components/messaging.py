@@ -1,0 +1,215 @@
+"""The messaging layer: SQS work queues with dead-letter queues, and the alerts and domain-events topics."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components.iam import Account, Principal, Statement, policy_document
+from components.naming import Naming, child_options
+from stack_config.schema import MessagingConfig, QueueConfig
+
+FIFO_SUFFIX = ".fifo"
+# Every SQS action a client can call on a queue: none of them may travel over plain HTTP.
+QUEUE_ACTIONS = (
+    "sqs:SendMessage",
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:ChangeMessageVisibility",
+    "sqs:GetQueueAttributes",
+    "sqs:GetQueueUrl",
+    "sqs:PurgeQueue",
+    "sqs:ListDeadLetterSourceQueues",
+    "sqs:StartMessageMoveTask",
+)
+TOPIC_OWNER_ACTIONS = (
+    "SNS:Publish",
+    "SNS:Subscribe",
+    "SNS:Receive",
+    "SNS:GetTopicAttributes",
+    "SNS:SetTopicAttributes",
+    "SNS:ListSubscriptionsByTopic",
+    "SNS:AddPermission",
+    "SNS:RemovePermission",
+    "SNS:DeleteTopic",
+)
+# Services that publish to the alerts topic: alarms, budgets and EventBridge rules.
+ALERT_PUBLISHERS = ("cloudwatch", "budgets", "events")
+EVERYONE: Principal = {"AWS": "*"}
+
+
+@dataclass(frozen=True)
+class MessagingArgs:
+    config: MessagingConfig
+    naming: Naming
+    account: Account
+    messaging_key_arn: pulumi.Input[str]
+    alert_emails: Sequence[str] = ()
+
+
+class Messaging(pulumi.ComponentResource):
+    """Per configured queue a queue and its DLQ; an alerts topic (email) and an events topic (fans out to SQS).
+
+    `queues` and `dead_letter_queues` are keyed by the configured queue name; the topics are
+    `alerts_topic` (alarm and budget actions) and `events_topic` (producers publish domain events).
+    """
+
+    queues: dict[str, aws.sqs.Queue]
+    dead_letter_queues: dict[str, aws.sqs.Queue]
+    alerts_topic: aws.sns.Topic
+    events_topic: aws.sns.Topic
+
+    def __init__(self, name: str, args: MessagingArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("platform:messaging:Messaging", name, None, opts)
+        self._name, self._naming, self._account, self._key = name, args.naming, args.account, args.messaging_key_arn
+
+        self.alerts_topic = self._topic("alerts", publishers=ALERT_PUBLISHERS)
+        for index, email in enumerate(args.alert_emails):
+            aws.sns.TopicSubscription(
+                f"{name}-alerts-email-{index}",
+                topic=self.alerts_topic.arn,
+                protocol="email",
+                endpoint=email,
+                opts=child_options(self),
+            )
+        self.events_topic = self._topic("events", publishers=())
+
+        self.queues, self.dead_letter_queues = {}, {}
+        for queue_name, queue_config in args.config.queues.items():
+            dead_letter_queue = self._queue(f"{queue_name}-dlq", queue_config, dead_letter_queue=None)
+            queue = self._queue(queue_name, queue_config, dead_letter_queue=dead_letter_queue)
+            aws.sqs.RedriveAllowPolicy(
+                f"{name}-{queue_name}-dlq-redrive-allow",
+                queue_url=dead_letter_queue.id,
+                # Only its own source queue may dead-letter into the DLQ (and have messages moved back).
+                redrive_allow_policy=queue.arn.apply(
+                    lambda arn: json.dumps({"redrivePermission": "byQueue", "sourceQueueArns": [arn]})
+                ),
+                opts=child_options(self),
+            )
+            # A standard topic cannot deliver to a FIFO queue: FIFO queues take messages from producers only.
+            fan_out = not queue_config.fifo
+            self._queue_policy(queue_name, queue, from_events_topic=fan_out)
+            self._queue_policy(f"{queue_name}-dlq", dead_letter_queue, from_events_topic=False)
+            if fan_out:
+                aws.sns.TopicSubscription(
+                    f"{name}-events-to-{queue_name}",
+                    topic=self.events_topic.arn,
+                    protocol="sqs",
+                    endpoint=queue.arn,
+                    # Consumers get the event body itself, not SNS's envelope.
+                    raw_message_delivery=True,
+                    opts=child_options(self),
+                )
+            self.queues[queue_name] = queue
+            self.dead_letter_queues[queue_name] = dead_letter_queue
+
+        self.register_outputs(
+            {
+                "alerts_topic_arn": self.alerts_topic.arn,
+                "events_topic_arn": self.events_topic.arn,
+                "queue_urls": {key: queue.url for key, queue in self.queues.items()},
+                "queue_arns": {key: queue.arn for key, queue in self.queues.items()},
+                "dead_letter_queue_arns": {key: queue.arn for key, queue in self.dead_letter_queues.items()},
+            }
+        )
+
+    def _queue(self, label: str, config: QueueConfig, dead_letter_queue: aws.sqs.Queue | None) -> aws.sqs.Queue:
+        use_kms = config.encryption == "kms"
+        redrive_policy = (
+            None
+            if dead_letter_queue is None
+            else dead_letter_queue.arn.apply(
+                lambda arn: json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": config.max_receive_count})
+            )
+        )
+        return aws.sqs.Queue(
+            f"{self._name}-{label}",
+            name=self._naming.name(label) + (FIFO_SUFFIX if config.fifo else ""),
+            # A FIFO queue's DLQ must be FIFO too. Producers give deduplication ids: a body hash
+            # (content-based deduplication) would drop two genuinely identical orders.
+            fifo_queue=True if config.fifo else None,
+            content_based_deduplication=False if config.fifo else None,
+            visibility_timeout_seconds=config.visibility_timeout_seconds,
+            message_retention_seconds=(
+                config.dlq_retention_seconds if dead_letter_queue is None else config.retention_seconds
+            ),
+            receive_wait_time_seconds=config.receive_wait_seconds,
+            redrive_policy=redrive_policy,
+            # The messaging key (its policy lets SNS deliver), or SQS-managed SSE when configured.
+            kms_master_key_id=self._key if use_kms else None,
+            kms_data_key_reuse_period_seconds=config.kms_data_key_reuse_seconds if use_kms else None,
+            sqs_managed_sse_enabled=None if use_kms else True,
+            tags=self._naming.tags(label),
+            opts=child_options(self),
+        )
+
+    def _queue_policy(self, label: str, queue: aws.sqs.Queue, from_events_topic: bool) -> aws.sqs.QueuePolicy:
+        statements = [
+            Statement(
+                "DenyInsecureTransport",
+                QUEUE_ACTIONS,
+                [queue.arn],
+                EVERYONE,
+                {"Bool": {"aws:SecureTransport": "false"}},
+                effect="Deny",
+            )
+        ]
+        if from_events_topic:
+            statements.append(
+                Statement(
+                    "EventsTopicSends",
+                    ("sqs:SendMessage",),
+                    [queue.arn],
+                    {"Service": self._account.service_principal("sns")},
+                    {"ArnEquals": {"aws:SourceArn": self.events_topic.arn}},
+                )
+            )
+        return aws.sqs.QueuePolicy(
+            f"{self._name}-{label}-policy",
+            queue_url=queue.id,
+            policy=policy_document(*statements),
+            opts=child_options(self),
+        )
+
+    def _topic(self, label: str, publishers: Sequence[str]) -> aws.sns.Topic:
+        topic = aws.sns.Topic(
+            f"{self._name}-{label}",
+            name=self._naming.name(label),
+            kms_master_key_id=self._key,
+            tags=self._naming.tags(label),
+            opts=child_options(self),
+        )
+        account = self._account
+        statements = [
+            Statement("AccountOwns", TOPIC_OWNER_ACTIONS, [topic.arn], {"AWS": account.root_arn}),
+            Statement(
+                "DenyInsecurePublish",
+                ("SNS:Publish",),
+                [topic.arn],
+                EVERYONE,
+                {"Bool": {"aws:SecureTransport": "false"}},
+                effect="Deny",
+            ),
+        ]
+        if publishers:
+            statements.append(
+                Statement(
+                    "ServicesPublish",
+                    ("SNS:Publish",),
+                    [topic.arn],
+                    {"Service": [account.service_principal(service) for service in publishers]},
+                    {"StringEquals": {"aws:SourceAccount": account.account_id}},
+                )
+            )
+        aws.sns.TopicPolicy(
+            f"{self._name}-{label}-policy",
+            arn=topic.arn,
+            policy=policy_document(*statements),
+            opts=child_options(self),
+        )
+        return topic

@@ -1,0 +1,307 @@
+"""The database layer: Aurora PostgreSQL and RDS Proxy, as the program registers them."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from components.database import Database, DatabaseArgs, parameter_group_family
+from components.iam import Account
+from components.naming import BACKUP_TAG, Naming
+from platformctl.plan import Plan, PlannedResource, run_program
+from stack_config.schema import DatabaseConfig
+from tests.support import PROJECT, by_name
+
+CLUSTER = "aws:rds/cluster:Cluster"
+INSTANCE = "aws:rds/clusterInstance:ClusterInstance"
+PARAMETER_GROUP = "aws:rds/clusterParameterGroup:ClusterParameterGroup"
+PROXY = "aws:rds/proxy:Proxy"
+PROXY_ENDPOINT = "aws:rds/proxyEndpoint:ProxyEndpoint"
+PROXY_TARGET = "aws:rds/proxyTarget:ProxyTarget"
+PROXY_POOL = "aws:rds/proxyDefaultTargetGroup:ProxyDefaultTargetGroup"
+INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
+SUBNET = "aws:ec2/subnet:Subnet"
+APP_SGS = ["sg-0app0api000000001", "sg-0app0worker000002"]
+ZONES = ["us-east-1a", "us-east-1b", "us-east-1c"]
+DATA_KEY = "arn:aws:kms:us-east-1:123456789012:key/data-key"
+
+
+def build_direct(**overrides: Any) -> Plan:
+    """The component alone, given app security groups (the services layer does not exist yet)."""
+
+    def program() -> None:
+        naming = Naming(PROJECT, "test", "prod")
+        config = DatabaseConfig.model_validate({"instanceClass": "db.r7g.large", "readerCount": 2, **overrides})
+        Database(
+            "database",
+            DatabaseArgs(
+                config=config,
+                naming=naming,
+                account=Account.lookup("us-east-1"),
+                vpc_id="vpc-0test",
+                subnet_ids=["subnet-a", "subnet-b", "subnet-c"],
+                zones=ZONES,
+                app_security_group_ids=APP_SGS,
+                data_key_arn=DATA_KEY,
+                logs_key_arn="arn:aws:kms:us-east-1:123456789012:key/logs-key",
+                log_retention_days=30,
+            ),
+        )
+
+    return run_program(program, project=PROJECT, stack="test")
+
+
+@pytest.fixture(scope="module")
+def direct_plan() -> Plan:
+    return build_direct()
+
+
+@pytest.fixture(scope="module")
+def no_reader_plan() -> Plan:
+    return build_direct(readerCount=0, monitoringIntervalSeconds=0, engineVersion="16.6")
+
+
+def cluster(plan: Plan) -> PlannedResource:
+    (found,) = plan.of_type(CLUSTER)
+    return found
+
+
+def instances(plan: Plan) -> list[PlannedResource]:
+    return sorted(plan.of_type(INSTANCE), key=lambda i: i.inputs["promotionTier"])
+
+
+def data_key(plan: Plan) -> str:
+    return str(plan.outputs["kms_key_arns"]["data"])
+
+
+def isolated_subnet_ids(plan: Plan) -> list[str]:
+    return [s.id or "" for s in plan.of_type(SUBNET) if s.inputs["tags"]["tier"] == "isolated"]
+
+
+def ingress_sources(plan: Plan, security_group: PlannedResource) -> list[str]:
+    rules = [r for r in plan.of_type(INGRESS) if r.inputs["securityGroupId"] == security_group.id]
+    for rule in rules:
+        assert rule.inputs["ipProtocol"] == "tcp"
+        assert rule.inputs["fromPort"] == rule.inputs["toPort"] == 5432
+        assert not {"cidrIpv4", "cidrIpv6", "prefixListId"} & set(rule.inputs)
+    return sorted(rule.inputs["referencedSecurityGroupId"] for rule in rules)
+
+
+@pytest.mark.parametrize(
+    ("stack", "instance_class", "zones"),
+    [
+        ("prod_plan", "db.r7g.large", ["us-east-1a", "us-east-1b", "us-east-1c"]),
+        ("staging_plan", "db.serverless", ["us-east-1a", "us-east-1b"]),
+    ],
+)
+def test_a_writer_in_the_first_az_and_readers_across_the_others(
+    stack: str, instance_class: str, zones: list[str], request: pytest.FixtureRequest
+) -> None:
+    plan: Plan = request.getfixturevalue(stack)
+    writer, *readers = instances(plan)
+    assert len(readers) == len(zones) - 1  # prod 2 readers, staging 1
+    assert [i.inputs["availabilityZone"] for i in (writer, *readers)] == zones
+    assert [i.inputs["promotionTier"] for i in (writer, *readers)] == list(range(len(zones)))
+    assert all(i.inputs["instanceClass"] == instance_class for i in (writer, *readers))
+    assert all(i.inputs["clusterIdentifier"] == cluster(plan).id for i in (writer, *readers))
+    assert all(i.inputs["publiclyAccessible"] is False for i in (writer, *readers))
+    # Readers are created after the writer, so the instance in the first AZ is the one that writes.
+    assert all(writer.urn in reader.dependencies for reader in readers)
+
+
+def test_serverless_v2_scaling_only_in_staging(prod_plan: Plan, staging_plan: Plan) -> None:
+    assert "serverlessv2ScalingConfiguration" not in cluster(prod_plan).inputs
+    assert cluster(staging_plan).inputs["serverlessv2ScalingConfiguration"] == {"minCapacity": 0.5, "maxCapacity": 4}
+    assert cluster(staging_plan).inputs["engineMode"] == "provisioned"
+
+
+def test_engine_is_pinned_aurora_postgresql_17_in_the_isolated_subnets(prod_plan: Plan) -> None:
+    inputs = cluster(prod_plan).inputs
+    assert (inputs["engine"], inputs["engineVersion"]) == ("aurora-postgresql", "17.4")
+    assert inputs["allowMajorVersionUpgrade"] is False
+    (subnet_group,) = prod_plan.of_type("aws:rds/subnetGroup:SubnetGroup")
+    assert sorted(subnet_group.inputs["subnetIds"]) == sorted(isolated_subnet_ids(prod_plan))
+    assert inputs["dbSubnetGroupName"] == subnet_group.inputs["name"]
+
+
+def test_storage_and_master_secret_encrypted_with_the_data_key_and_iam_auth_on(prod_plan: Plan) -> None:
+    inputs = cluster(prod_plan).inputs
+    assert inputs["storageEncrypted"] is True
+    assert inputs["kmsKeyId"] == data_key(prod_plan)
+    assert inputs["manageMasterUserPassword"] is True
+    assert inputs["masterUserSecretKmsKeyId"] == data_key(prod_plan)
+    assert "masterPassword" not in inputs
+    assert inputs["iamDatabaseAuthenticationEnabled"] is True
+
+
+@pytest.mark.parametrize(("stack", "days"), [("prod_plan", 7), ("staging_plan", 1)])
+def test_backups_kept_per_stack_within_their_windows(stack: str, days: int, request: pytest.FixtureRequest) -> None:
+    inputs = cluster(request.getfixturevalue(stack)).inputs
+    assert inputs["backupRetentionPeriod"] == days
+    assert inputs["preferredBackupWindow"] == "03:00-04:00"
+    assert inputs["preferredMaintenanceWindow"] == "sun:04:30-sun:05:30"
+    assert inputs["copyTagsToSnapshot"] is True
+
+
+def test_deletion_protection_and_final_snapshot_in_prod_only(prod_plan: Plan, staging_plan: Plan) -> None:
+    prod, staging = cluster(prod_plan).inputs, cluster(staging_plan).inputs
+    assert prod["deletionProtection"] is True
+    assert prod["skipFinalSnapshot"] is False
+    assert prod["finalSnapshotIdentifier"] == "platform-prod-aurora-final"
+    assert staging["deletionProtection"] is False
+    assert staging["skipFinalSnapshot"] is True
+    assert "finalSnapshotIdentifier" not in staging
+
+
+def test_the_cluster_is_tagged_for_aws_backup(prod_plan: Plan) -> None:
+    assert cluster(prod_plan).inputs["tags"][BACKUP_TAG] == "platform-prod"
+
+
+def test_performance_insights_encrypted_and_enhanced_monitoring_on_every_instance(prod_plan: Plan) -> None:
+    role = by_name(prod_plan, "database-monitoring-role")
+    trust = json.loads(role.inputs["assumeRolePolicy"])["Statement"][0]
+    assert trust["Principal"] == {"Service": "monitoring.rds.amazonaws.com"}
+    attachment = by_name(prod_plan, "database-monitoring-policy")
+    assert attachment.inputs["policyArn"] == "arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"
+    assert attachment.inputs["role"] == role.inputs.get("name", role.id)
+    for instance in instances(prod_plan):
+        assert instance.inputs["performanceInsightsEnabled"] is True
+        assert instance.inputs["performanceInsightsKmsKeyId"] == data_key(prod_plan)
+        assert instance.inputs["performanceInsightsRetentionPeriod"] == 7
+        assert instance.inputs["monitoringInterval"] == 60
+        assert instance.inputs["monitoringRoleArn"] == role.outputs["arn"]
+        assert instance.inputs["autoMinorVersionUpgrade"] is True
+
+
+def test_no_monitoring_role_when_enhanced_monitoring_is_off(no_reader_plan: Plan) -> None:
+    assert not [r for r in no_reader_plan.resources if r.name == "database-monitoring-role"]
+    assert all(i.inputs["monitoringInterval"] == 0 for i in no_reader_plan.of_type(INSTANCE))
+    assert all("monitoringRoleArn" not in i.inputs for i in no_reader_plan.of_type(INSTANCE))
+
+
+def test_postgresql_logs_go_to_an_encrypted_log_group_with_retention(prod_plan: Plan) -> None:
+    inputs = cluster(prod_plan).inputs
+    assert inputs["enabledCloudwatchLogsExports"] == ["postgresql"]
+    log_group = by_name(prod_plan, "database-postgresql-logs")
+    assert log_group.inputs["name"] == "/aws/rds/cluster/platform-prod-aurora/postgresql"
+    assert log_group.inputs["kmsKeyId"] == prod_plan.outputs["kms_key_arns"]["logs"]
+    assert log_group.inputs["retentionInDays"] == 90
+    # Created before the cluster, so RDS does not create it unencrypted first.
+    assert log_group.urn in cluster(prod_plan).dependencies
+
+
+def test_the_parameter_group_forces_tls_logs_slow_statements_and_loads_pg_stat_statements(prod_plan: Plan) -> None:
+    (group,) = prod_plan.of_type(PARAMETER_GROUP)
+    assert group.inputs["family"] == "aurora-postgresql17"
+    assert cluster(prod_plan).inputs["dbClusterParameterGroupName"] == group.inputs["name"]
+    parameters = {p["name"]: p for p in group.inputs["parameters"]}
+    assert parameters["rds.force_ssl"]["value"] == "1"
+    assert "pg_stat_statements" in parameters["shared_preload_libraries"]["value"].split(",")
+    assert parameters["shared_preload_libraries"]["applyMethod"] == "pending-reboot"  # a static parameter
+    assert parameters["log_min_duration_statement"]["value"] == "500"
+    assert parameters["work_mem"]["value"] == str(8 * 1024)
+    # Aurora sizes memory and connections from the instance itself; the group leaves them alone.
+    assert not {"shared_buffers", "max_connections"} & set(parameters)
+
+
+def test_the_parameter_group_family_follows_the_engine_major(no_reader_plan: Plan) -> None:
+    assert parameter_group_family("17.4") == "aurora-postgresql17"
+    (group,) = no_reader_plan.of_type(PARAMETER_GROUP)
+    assert group.inputs["family"] == "aurora-postgresql16"
+
+
+def test_the_proxy_requires_tls_and_reads_the_managed_master_secret(prod_plan: Plan) -> None:
+    (proxy,) = prod_plan.of_type(PROXY)
+    secret_arn = cluster(prod_plan).outputs["masterUserSecrets"][0]["secretArn"]
+    assert proxy.inputs["requireTls"] is True
+    assert proxy.inputs["engineFamily"] == "POSTGRESQL"
+    (auth,) = proxy.inputs["auths"]
+    assert auth["authScheme"] == "SECRETS"
+    assert auth["secretArn"] == secret_arn
+    assert auth["iamAuth"] == "REQUIRED"
+    assert sorted(proxy.inputs["vpcSubnetIds"]) == sorted(isolated_subnet_ids(prod_plan))
+    assert prod_plan.outputs["database_secret_arn"] == secret_arn
+
+
+def test_the_proxy_role_reads_only_that_secret_and_decrypts_only_with_the_data_key(prod_plan: Plan) -> None:
+    (proxy,) = prod_plan.of_type(PROXY)
+    role = by_name(prod_plan, "database-proxy-role")
+    assert proxy.inputs["roleArn"] == role.outputs["arn"]
+    trust = json.loads(role.inputs["assumeRolePolicy"])["Statement"][0]
+    assert trust["Principal"] == {"Service": "rds.amazonaws.com"}
+    statements = json.loads(by_name(prod_plan, "database-proxy-policy").inputs["policy"])["Statement"]
+    granted = {(tuple(s["Action"]), tuple(s["Resource"])) for s in statements}
+    secret_arn = cluster(prod_plan).outputs["masterUserSecrets"][0]["secretArn"]
+    assert granted == {
+        (("secretsmanager:GetSecretValue",), (secret_arn,)),
+        (("kms:Decrypt",), (data_key(prod_plan),)),
+    }
+
+
+def test_the_proxy_pools_onto_the_cluster_with_a_read_only_endpoint(prod_plan: Plan) -> None:
+    (proxy,) = prod_plan.of_type(PROXY)
+    (pool,) = prod_plan.of_type(PROXY_POOL)
+    assert pool.inputs["dbProxyName"] == proxy.inputs["name"]
+    assert pool.inputs["connectionPoolConfig"]["maxConnectionsPercent"] == 90
+    assert pool.inputs["connectionPoolConfig"]["maxIdleConnectionsPercent"] == 50
+    (target,) = prod_plan.of_type(PROXY_TARGET)
+    assert target.inputs["dbClusterIdentifier"] == "platform-prod-aurora"
+    assert target.inputs["targetGroupName"] == "default"
+    (read_only,) = prod_plan.of_type(PROXY_ENDPOINT)
+    assert read_only.inputs["targetRole"] == "READ_ONLY"
+    assert read_only.inputs["dbProxyName"] == proxy.inputs["name"]
+    assert prod_plan.outputs["database_proxy_reader_endpoint"] == read_only.outputs["endpoint"]
+
+
+def test_no_read_only_proxy_endpoint_without_readers(no_reader_plan: Plan) -> None:
+    assert len(no_reader_plan.of_type(INSTANCE)) == 1
+    assert no_reader_plan.of_type(PROXY_ENDPOINT) == []
+
+
+def test_postgres_is_reachable_only_from_the_given_app_security_groups(direct_plan: Plan) -> None:
+    cluster_sg = by_name(direct_plan, "database-sg")
+    proxy_sg = by_name(direct_plan, "database-proxy-sg")
+    assert ingress_sources(direct_plan, proxy_sg) == sorted(APP_SGS)
+    assert ingress_sources(direct_plan, cluster_sg) == sorted([*APP_SGS, proxy_sg.id or ""])
+    (egress,) = direct_plan.of_type(EGRESS)  # the proxy reaches Aurora and nothing else
+    assert egress.inputs["securityGroupId"] == proxy_sg.id
+    assert egress.inputs["referencedSecurityGroupId"] == cluster_sg.id
+    assert egress.inputs["fromPort"] == egress.inputs["toPort"] == 5432
+    assert "ingress" not in cluster_sg.inputs and "egress" not in cluster_sg.inputs
+
+
+def test_without_app_groups_only_the_proxy_reaches_the_cluster(prod_plan: Plan) -> None:
+    cluster_sg, proxy_sg = by_name(prod_plan, "database-sg"), by_name(prod_plan, "database-proxy-sg")
+    assert cluster(prod_plan).inputs["vpcSecurityGroupIds"] == [cluster_sg.id]
+    assert ingress_sources(prod_plan, cluster_sg) == [proxy_sg.id]
+    assert ingress_sources(prod_plan, proxy_sg) == []
+
+
+def test_the_stack_exports_the_endpoints_and_the_component_its_ids(prod_plan: Plan) -> None:
+    outputs = cluster(prod_plan).outputs
+    assert prod_plan.outputs["database_writer_endpoint"] == outputs["endpoint"]
+    assert prod_plan.outputs["database_reader_endpoint"] == outputs["readerEndpoint"]
+    (proxy,) = prod_plan.of_type(PROXY)
+    assert prod_plan.outputs["database_proxy_endpoint"] == proxy.outputs["endpoint"]
+    assert prod_plan.outputs["database_security_group_id"] == by_name(prod_plan, "database-sg").id
+    component = by_name(prod_plan, "database")
+    assert component.outputs["cluster_id"] == "platform-prod-aurora"
+    assert component.outputs["instance_ids"] == [
+        "platform-prod-aurora-1",
+        "platform-prod-aurora-2",
+        "platform-prod-aurora-3",
+    ]
+    assert component.outputs["port"] == 5432
+
+
+def test_clients_sign_in_to_the_proxy_with_iam_as_the_proxy_user(prod_plan: Plan) -> None:
+    (proxy,) = prod_plan.of_type(PROXY)
+    proxy_id = proxy.outputs["arn"].rsplit(":", 1)[1]
+    assert proxy_id.startswith("prx-")
+    component = by_name(prod_plan, "database")
+    assert component.outputs["proxy_connect_arn"] == (
+        f"arn:aws:rds-db:us-east-1:123456789012:dbuser:{proxy_id}/{cluster(prod_plan).inputs['masterUsername']}"
+    )

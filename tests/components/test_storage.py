@@ -1,0 +1,150 @@
+"""The storage layer, as the program registers it under the offline mocks."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pulumi
+import pytest
+
+from components.iam import Account
+from components.naming import BACKUP_TAG, Naming
+from components.storage import Storage, StorageArgs
+from platformctl.plan import Plan, PlannedResource, run_program
+from tests.support import by_name
+
+BUCKETS = ("assets", "logs")
+DISTRIBUTION_ARN = "arn:aws:cloudfront::123456789012:distribution/E2EXAMPLE"
+
+
+def statements(policy: PlannedResource) -> dict[str, dict[str, Any]]:
+    return {s["Sid"]: s for s in json.loads(policy.inputs["policy"])["Statement"]}
+
+
+def rules(plan: Plan, label: str) -> dict[str, dict[str, Any]]:
+    return {rule["id"]: rule for rule in by_name(plan, f"storage-{label}-lifecycle").inputs["rules"]}
+
+
+@pytest.fixture(scope="module")
+def direct_plan() -> Plan:
+    """The component alone, told which distribution reads the assets, with other retention values."""
+
+    def program() -> None:
+        naming = Naming("shop", "qa", "staging")
+        account = Account(pulumi.Output.from_input("123456789012"), pulumi.Output.from_input("aws"), "eu-west-1")
+        Storage(
+            "storage",
+            StorageArgs(
+                naming=naming,
+                account=account,
+                data_key_arn="arn:aws:kms:eu-west-1:123456789012:key/data",
+                access_log_retention_days=30,
+                noncurrent_version_retention_days=7,
+                cdn_distribution_arn=DISTRIBUTION_ARN,
+            ),
+        )
+
+    return run_program(program, project="platform", stack="test")
+
+
+def test_buckets_are_named_per_stack_and_account(prod_plan: Plan) -> None:
+    for label in BUCKETS:
+        bucket = by_name(prod_plan, f"storage-{label}")
+        assert bucket.inputs["bucket"] == f"platform-prod-{label}-123456789012"
+        assert bucket.inputs["forceDestroy"] is False
+
+
+def test_public_access_is_blocked_on_all_four_settings(prod_plan: Plan) -> None:
+    for label in BUCKETS:
+        block = by_name(prod_plan, f"storage-{label}-public-access-block")
+        assert block.inputs["bucket"] == by_name(prod_plan, f"storage-{label}").id
+        settings = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
+        assert [block.inputs[key] for key in settings] == [True, True, True, True]
+
+
+def test_ownership_disables_acls_except_where_cloudfront_logging_needs_them(prod_plan: Plan) -> None:
+    ownership = {label: by_name(prod_plan, f"storage-{label}-ownership").inputs["rule"] for label in BUCKETS}
+    assert ownership == {
+        "assets": {"objectOwnership": "BucketOwnerEnforced"},
+        "logs": {"objectOwnership": "BucketOwnerPreferred"},
+    }
+
+
+def test_both_buckets_are_versioned(prod_plan: Plan) -> None:
+    for label in BUCKETS:
+        versioning = by_name(prod_plan, f"storage-{label}-versioning")
+        assert versioning.inputs["versioningConfiguration"]["status"] == "Enabled"
+
+
+def test_assets_use_sse_kms_with_a_bucket_key_and_logs_use_sse_s3(prod_plan: Plan) -> None:
+    (assets,) = by_name(prod_plan, "storage-assets-encryption").inputs["rules"]
+    assert assets["bucketKeyEnabled"] is True
+    assert assets["applyServerSideEncryptionByDefault"] == {
+        "sseAlgorithm": "aws:kms",
+        "kmsMasterKeyId": by_name(prod_plan, "security-data-key").outputs["arn"],
+    }
+    # ALB access logs are delivered only to SSE-S3 buckets.
+    (logs,) = by_name(prod_plan, "storage-logs-encryption").inputs["rules"]
+    assert logs["applyServerSideEncryptionByDefault"] == {"sseAlgorithm": "AES256"}
+
+
+def test_policies_deny_requests_without_tls(prod_plan: Plan) -> None:
+    for label in BUCKETS:
+        arn = by_name(prod_plan, f"storage-{label}").outputs["arn"]
+        policy = by_name(prod_plan, f"storage-{label}-policy")
+        deny = statements(policy)["DenyInsecureTransport"]
+        assert deny["Effect"] == "Deny" and deny["Principal"] == {"AWS": "*"}
+        assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        assert deny["Resource"] == [arn, f"{arn}/*"]
+        assert {"s3:GetObject", "s3:PutObject", "s3:ListBucket"} <= set(deny["Action"])
+        # S3 rejects concurrent configuration changes: the policy waits for the access block.
+        assert by_name(prod_plan, f"storage-{label}-public-access-block").urn in policy.dependencies
+
+
+def test_load_balancer_may_write_access_logs_under_its_prefix_only(prod_plan: Plan) -> None:
+    arn = by_name(prod_plan, "storage-logs").outputs["arn"]
+    allow = statements(by_name(prod_plan, "storage-logs-policy"))["LoadBalancerDeliversAccessLogs"]
+    assert allow["Principal"] == {"Service": "logdelivery.elasticloadbalancing.amazonaws.com"}
+    assert allow["Action"] == ["s3:PutObject"]
+    assert allow["Resource"] == [f"{arn}/alb/AWSLogs/123456789012/*"]
+
+
+def test_cloudfront_reads_assets_through_origin_access_control(prod_plan: Plan, direct_plan: Plan) -> None:
+    arn = by_name(prod_plan, "storage-assets").outputs["arn"]
+    read = statements(by_name(prod_plan, "storage-assets-policy"))["CloudFrontReadsThroughOriginAccessControl"]
+    assert read["Principal"] == {"Service": "cloudfront.amazonaws.com"}
+    assert read["Action"] == ["s3:GetObject"] and read["Resource"] == [f"{arn}/*"]
+    assert read["Condition"]["ArnLike"] == {"AWS:SourceArn": "arn:aws:cloudfront::123456789012:distribution/*"}
+    pinned = statements(by_name(direct_plan, "storage-assets-policy"))["CloudFrontReadsThroughOriginAccessControl"]
+    assert pinned["Condition"] == {"StringEquals": {"AWS:SourceArn": DISTRIBUTION_ARN}}
+
+
+def test_lifecycle_tiers_assets_and_expires_logs_and_old_versions(prod_plan: Plan, direct_plan: Plan) -> None:
+    assets = rules(prod_plan, "assets")
+    assert assets["intelligent-tiering"]["transitions"] == [{"days": 0, "storageClass": "INTELLIGENT_TIERING"}]
+    assert "expiration" not in assets["intelligent-tiering"]
+    logs = rules(prod_plan, "logs")
+    assert logs["expire-access-logs"]["expiration"] == {"days": 90}
+    for bucket_rules in (assets, logs):
+        noncurrent = bucket_rules["expire-noncurrent-versions"]
+        assert noncurrent["noncurrentVersionExpiration"] == {"noncurrentDays": 30}
+        assert noncurrent["abortIncompleteMultipartUpload"] == {"daysAfterInitiation": 7}
+        assert all(rule["status"] == "Enabled" for rule in bucket_rules.values())
+    assert rules(direct_plan, "logs")["expire-access-logs"]["expiration"] == {"days": 30}
+    assert rules(direct_plan, "assets")["expire-noncurrent-versions"]["noncurrentVersionExpiration"] == {
+        "noncurrentDays": 7
+    }
+
+
+def test_only_the_assets_bucket_is_selected_for_backup(prod_plan: Plan) -> None:
+    assert by_name(prod_plan, "storage-assets").inputs["tags"][BACKUP_TAG] == "platform-prod"
+    assert BACKUP_TAG not in by_name(prod_plan, "storage-logs").inputs["tags"]
+
+
+def test_storage_exposes_what_the_edge_and_load_balancer_need(prod_plan: Plan) -> None:
+    (component,) = prod_plan.of_type("platform:storage:Storage")
+    assert component.outputs["assets_bucket_regional_domain_name"] == (
+        "platform-prod-assets-123456789012.s3.us-east-1.amazonaws.com"
+    )
+    assert component.outputs["logs_bucket_domain_name"] == "platform-prod-logs-123456789012.s3.amazonaws.com"
