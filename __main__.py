@@ -1,17 +1,35 @@
 """One stack of the multi-AZ reference architecture: validated config in, layers built, outputs out."""
 
+from typing import Any
+
 import pulumi
 import pulumi_aws as aws
 
+from app import contract
+from components import workloads
 from components.cache import Cache, CacheArgs
+from components.certificates import hosted_zone_id
 from components.database import Database, DatabaseArgs
-from components.iam import Account
+from components.edge import Edge, EdgeArgs
+from components.iam import Account, Statement
+from components.load_balancer import LoadBalancer, LoadBalancerArgs
 from components.messaging import Messaging, MessagingArgs
 from components.naming import Naming
 from components.network import Network, NetworkArgs
 from components.observability import Observability, ObservabilityArgs, cache_member_cluster_ids
 from components.recovery import Budget, BudgetArgs, Recovery, RecoveryArgs
 from components.security import Security, SecurityArgs
+from components.service import (
+    AppSecurityGroups,
+    AppSecurityGroupsArgs,
+    Cluster,
+    ClusterArgs,
+    ContainerSpec,
+    Dependency,
+    FargateService,
+    LoadBalancing,
+    ServiceArgs,
+)
 from components.storage import Storage, StorageArgs
 from stack_config.loader import load_stack_config
 
@@ -49,9 +67,10 @@ network = Network(
     ),
     in_region,
 )
-# The app's security groups arrive with the services layer; until then nothing may reach the data
-# stores (each layer's group admits only the app groups it is given).
-app_security_group_ids: list[pulumi.Input[str]] = []
+# The tasks' security groups come first: each data store admits exactly these.
+app_groups = AppSecurityGroups(
+    "app", AppSecurityGroupsArgs(naming=naming, vpc_id=network.vpc.id, services=("api", "worker")), in_region
+)
 database = Database(
     "database",
     DatabaseArgs(
@@ -61,7 +80,7 @@ database = Database(
         vpc_id=network.vpc.id,
         subnet_ids=network.subnet_ids("isolated"),
         zones=network.zones,
-        app_security_group_ids=app_security_group_ids,
+        app_security_group_ids=app_groups.ids,
         data_key_arn=security.keys["data"].arn,
         logs_key_arn=security.keys["logs"].arn,
         log_retention_days=config.observability.log_retention_days,
@@ -76,7 +95,7 @@ cache = Cache(
         vpc_id=network.vpc.id,
         subnet_ids=network.subnet_ids("isolated"),
         zones=network.zones,
-        app_security_group_ids=app_security_group_ids,
+        app_security_group_ids=app_groups.ids,
         data_key_arn=security.keys["data"].arn,
         logs_key_arn=security.keys["logs"].arn,
         log_retention_days=config.observability.log_retention_days,
@@ -107,7 +126,52 @@ storage = Storage(
     ),
     in_region,
 )
-# The request path (ALB, target group, ECS) passes its dimensions in when it lands.
+zone_id = hosted_zone_id(config.edge.hosted_zone, pulumi.InvokeOutputOptions(provider=provider))
+origin_domain = f"origin.{config.edge.domain}"
+load_balancer = LoadBalancer(
+    "load-balancer",
+    LoadBalancerArgs(
+        naming=naming,
+        vpc_id=network.vpc.id,
+        public_subnet_ids=network.subnet_ids("public"),
+        zone_id=zone_id,
+        origin_domain=origin_domain,
+        site_domain=config.edge.domain,
+        origin_secret=security.origin_verify_value,
+        app_port=contract.API_PORT,
+        health_path=contract.HEALTH_LIVE_PATH,
+        routed_paths=workloads.ROUTED_PATHS,
+        access_logs_bucket=storage.logs_bucket.bucket,
+        deletion_protection=config.environment == "prod",
+        blue_green=config.services.api.deployment.strategy == "blue_green",
+    ),
+    in_region,
+)
+edge = Edge(
+    "edge",
+    EdgeArgs(
+        naming=naming,
+        config=config.edge,
+        zone_id=zone_id,
+        alb_origin_domain=origin_domain,
+        origin_secret=security.origin_verify_value,
+        assets_bucket_regional_domain_name=storage.assets_bucket.bucket_regional_domain_name,
+        logs_bucket_domain_name=storage.logs_bucket.bucket_domain_name,
+        health_path=contract.HEALTH_LIVE_PATH,
+        log_retention_days=config.observability.log_retention_days,
+        waf_logs_key_arn=security.edge_logs_key_arn,
+    ),
+    in_region,
+)
+compute = Cluster(
+    "compute",
+    ClusterArgs(
+        naming=naming,
+        logs_key_arn=security.keys["logs"].arn,
+        log_retention_days=config.observability.log_retention_days,
+    ),
+    in_region,
+)
 observability = Observability(
     "observability",
     ObservabilityArgs(
@@ -116,6 +180,10 @@ observability = Observability(
         region=config.region,
         logs_key_arn=security.keys["logs"].arn,
         alerts_topic_arn=messaging.alerts_topic.arn,
+        alb_arn_suffix=load_balancer.alb.arn_suffix,
+        target_group_arn_suffix=load_balancer.target_group.arn_suffix,
+        ecs_cluster_name=compute.cluster.name,
+        ecs_service_names={"api": "api", "worker": "worker"},
         queue_names={queue: messaging.queues[queue].name for queue in messaging.queues},
         dead_letter_queue_names={queue: dlq.name for queue, dlq in messaging.dead_letter_queues.items()},
         aurora_cluster_id=database.cluster.cluster_identifier,
@@ -124,6 +192,77 @@ observability = Observability(
         cache_member_cluster_ids=cache_member_cluster_ids(cache.replication_group_id, 1 + config.cache.replica_count),
     ),
     in_region,
+)
+worker_queue = next(name for name, queue in config.messaging.queues.items() if queue.consumer == "worker")
+data = workloads.DataEndpoints(
+    writer_host=database.proxy_endpoint,
+    reader_host=database.proxy_reader_endpoint,
+    database_name=config.database.database_name,
+    database_user=database.username,
+    database_secret_arn=database.master_secret_arn,
+    cache_host=cache.primary_endpoint,
+    cache_port=cache.port,
+    cache_secret_arn=security.secrets["cache-auth-token"].arn,
+    admin_secret_arn=security.secrets["admin-token"].arn,
+    queue_url=messaging.queues[worker_queue].url,
+    queue_arn=messaging.queues[worker_queue].arn,
+    dead_letter_queue_arn=messaging.dead_letter_queues[worker_queue].arn,
+    messaging_key_arn=security.keys["messaging"].arn,
+    data_key_arn=security.keys["data"].arn,
+)
+data_stores = [
+    Dependency("database", database.proxy_security_group.id, workloads.DB_PORT),
+    Dependency("cache", cache.security_group.id, cache.port),
+]
+
+
+def fargate_service(name: str, container: ContainerSpec, statements: list[Statement], **wiring: Any) -> FargateService:
+    """The API and the worker share everything but their container, permissions and wiring."""
+    return FargateService(
+        name,
+        ServiceArgs(
+            naming=naming,
+            account=account,
+            service=name,
+            config=getattr(config.services, name),
+            az_count=len(network.zones),
+            cluster=compute,
+            subnet_ids=network.subnet_ids("private"),
+            security_group=app_groups.groups[name],
+            container=container,
+            log_group_name=observability.log_groups[name].name,
+            image_context="app",
+            dependencies=data_stores,
+            task_statements=statements,
+            secret_arns=workloads.execution_secret_arns(data),
+            decrypt_key_arns=[security.keys["data"].arn],
+            **wiring,
+        ),
+        in_region,
+    )
+
+
+api = fargate_service(
+    "api",
+    workloads.api_container(config, naming.prefix, data),
+    workloads.api_statements(data),
+    load_balancing=LoadBalancing(
+        target_group_arn=load_balancer.target_group.arn,
+        resource_label=pulumi.Output.concat(load_balancer.alb.arn_suffix, "/", load_balancer.target_group.arn_suffix),
+        alb_security_group_id=load_balancer.security_group.id,
+        alternate_target_group_arn=(
+            load_balancer.alternate_target_group.arn if load_balancer.alternate_target_group else None
+        ),
+        production_listener_rule_arn=load_balancer.forward_rule.arn,
+    ),
+    # A deployment that makes the site fail is rolled back.
+    rollback_alarm_names=[observability.alarms[label].name for label in ("alb-5xx", "target-5xx")],
+)
+worker = fargate_service(
+    "worker",
+    workloads.worker_container(config, naming.prefix, data),
+    workloads.worker_statements(data),
+    backlog_queue_name=messaging.queues[worker_queue].name,
 )
 recovery = Recovery(
     "recovery",
@@ -136,6 +275,11 @@ budget = Budget(
     in_region,
 )
 
+pulumi.export("site_url", f"https://{config.edge.domain}")
+pulumi.export("distribution_domain_name", edge.distribution.domain_name)
+pulumi.export("alb_dns_name", load_balancer.alb.dns_name)
+pulumi.export("ecs_cluster_name", compute.cluster.name)
+pulumi.export("service_names", {"api": api.service.name, "worker": worker.service.name})
 pulumi.export("environment", config.environment)
 pulumi.export("region", config.region)
 pulumi.export("availability_zones", network.zones)

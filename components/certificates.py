@@ -13,10 +13,9 @@ from components.naming import Naming
 VALIDATION_RECORD_TTL = 300
 
 
-def hosted_zone_id(zone_name: str, parent: pulumi.Resource) -> pulumi.Output[str]:
+def hosted_zone_id(zone_name: str, opts: pulumi.InvokeOutputOptions) -> pulumi.Output[str]:
     """The public hosted zone's id, looked up by name (the zone itself is managed outside the stack)."""
-    zone = aws.route53.get_zone_output(name=zone_name, private_zone=False, opts=pulumi.InvokeOutputOptions(parent=parent))
-    return zone.zone_id
+    return aws.route53.get_zone_output(name=zone_name, private_zone=False, opts=opts).zone_id
 
 
 def dns_validated_certificate(

@@ -366,8 +366,9 @@ class Database(pulumi.ComponentResource):
                 aws.rds.ProxyAuthArgs(
                     auth_scheme="SECRETS",
                     secret_arn=self.master_secret_arn,
-                    # Clients sign in with IAM tokens; the proxy alone holds the password.
-                    iam_auth="REQUIRED",
+                    # Tasks sign in with the secret's credentials, which ECS injects from Secrets Manager;
+                    # the proxy checks them against the same secret.
+                    iam_auth="DISABLED",
                     client_password_auth_type="POSTGRES_SCRAM_SHA_256",  # noqa: S106 (a scheme, not a password)
                     description="The RDS-managed master secret",
                 )

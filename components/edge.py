@@ -10,10 +10,9 @@ import pulumi_aws as aws
 from components.certificates import dns_validated_certificate
 from components.load_balancer import ORIGIN_SECRET_HEADER
 from components.naming import Naming, child_options
+from components.security import EDGE_REGION
 from stack_config.schema import EdgeConfig
 
-# CloudFront's certificates and WAF ACLs live in us-east-1, whatever the stack's region.
-EDGE_REGION = "us-east-1"
 # AWS managed CloudFront policies (ids are fixed by AWS).
 CACHING_DISABLED_POLICY_ID = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
 ALL_VIEWER_ORIGIN_REQUEST_POLICY_ID = "216adef6-5c7f-47e4-b989-5492eafa07d3"

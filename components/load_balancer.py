@@ -14,12 +14,14 @@ from components.naming import Naming, child_options
 HTTPS, HTTP = 443, 80
 # TLS 1.3 with TLS 1.2 fallback, no older protocols.
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
-ORIGIN_SECRET_HEADER = "X-Origin-Verify"
+ORIGIN_SECRET_HEADER = "X-Origin-Verify"  # noqa: S105 (a header name)
 # Target group health check and draining, from the seeds.
 HEALTHY_THRESHOLD, UNHEALTHY_THRESHOLD = 2, 3
 HEALTH_CHECK_INTERVAL_SECONDS, HEALTH_CHECK_TIMEOUT_SECONDS = 15, 5
 DEREGISTRATION_DELAY_SECONDS = 30
 FORWARD_RULE_PRIORITY = 10
+# The AWS-managed prefix list of CloudFront's origin-facing addresses.
+CLOUDFRONT_ORIGIN_FACING = "com.amazonaws.global.cloudfront.origin-facing"
 
 
 @dataclass(frozen=True)
@@ -27,7 +29,6 @@ class LoadBalancerArgs:
     naming: Naming
     vpc_id: pulumi.Input[str]
     public_subnet_ids: Sequence[pulumi.Input[str]]
-    cloudfront_prefix_list_id: pulumi.Input[str]
     zone_id: pulumi.Input[str]
     origin_domain: str  # the name CloudFront connects to, e.g. origin.shop.example.com
     site_domain: str
@@ -64,6 +65,9 @@ class LoadBalancer(pulumi.ComponentResource):
             tags=naming.tags("alb"),
             opts=child_options(self),
         )
+        cloudfront = aws.ec2.get_managed_prefix_list_output(
+            name=CLOUDFRONT_ORIGIN_FACING, opts=pulumi.InvokeOutputOptions(parent=self)
+        )
         for port in (HTTPS, HTTP):
             aws.vpc.SecurityGroupIngressRule(
                 f"{name}-from-cloudfront-{port}",
@@ -71,7 +75,7 @@ class LoadBalancer(pulumi.ComponentResource):
                 ip_protocol="tcp",
                 from_port=port,
                 to_port=port,
-                prefix_list_id=args.cloudfront_prefix_list_id,
+                prefix_list_id=cloudfront.id,
                 description=f"{port} from CloudFront's origin-facing ranges",
                 opts=child_options(self),
             )
@@ -149,7 +153,9 @@ class LoadBalancer(pulumi.ComponentResource):
         )
         weighted = [aws.lb.ListenerRuleActionForwardTargetGroupArgs(arn=self.target_group.arn, weight=100)]
         if self.alternate_target_group is not None:
-            weighted.append(aws.lb.ListenerRuleActionForwardTargetGroupArgs(arn=self.alternate_target_group.arn, weight=0))
+            weighted.append(
+                aws.lb.ListenerRuleActionForwardTargetGroupArgs(arn=self.alternate_target_group.arn, weight=0)
+            )
         self.forward_rule = aws.lb.ListenerRule(
             f"{name}-forward-api",
             listener_arn=self.https_listener.arn,

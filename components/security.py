@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pulumi
 import pulumi_aws as aws
@@ -19,6 +19,8 @@ KEY_ADMIN_ACTIONS = (
     "kms:ScheduleKeyDeletion", "kms:CancelKeyDeletion", "kms:RotateKeyOnDemand",
 )  # fmt: skip
 KEY_DELETION_WINDOW_DAYS = 30
+# CloudFront's certificates, WAF ACLs and WAF logs live in us-east-1, whatever the stack's region.
+EDGE_REGION = "us-east-1"
 # Generated secrets: letters and digits only, so they are valid as a Redis/Valkey AUTH token (16 to 128
 # printable characters without spaces, quotes, `/` or `@`) and as an HTTP header value.
 GENERATED_SECRET_LENGTH = 64
@@ -28,6 +30,7 @@ SECRET_RECOVERY_WINDOW_DAYS = 30
 GENERATED_SECRETS = {
     "cache-auth-token": "AUTH token of the cache replication group",
     "origin-verify": "Header value CloudFront sends to the ALB to prove a request came through it",
+    "admin-token": "Bearer token of the API's admin endpoints",
 }
 NOTIFICATION_API_KEY = "notification-api-key"
 
@@ -48,6 +51,8 @@ KEY_DOMAINS: tuple[KeyDomain, ...] = (
     KeyDomain(
         "data",
         "Aurora, ElastiCache, Secrets Manager, S3 and AWS Backup",
+        # CloudFront decrypts the assets bucket's objects itself when it reads them through OAC.
+        service_principals=("cloudfront",),
         via_services=("rds", "elasticache", "secretsmanager", "s3", "backup"),
     ),
     KeyDomain("logs", "CloudWatch Logs", service_principals=("logs",)),
@@ -79,13 +84,18 @@ class Security(pulumi.ComponentResource):
     """
 
     keys: dict[str, aws.kms.Key]
+    # The key for the edge's logs (WAF) in us-east-1: the logs key itself when the stack runs there.
+    edge_logs_key_arn: pulumi.Output[str]
     secrets: dict[str, aws.secretsmanager.Secret]
     secret_values: dict[str, pulumi.Output[str]]
 
     def __init__(self, name: str, args: SecurityArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("platform:security:Security", name, None, opts)
         self._name, self._naming = name, args.naming
-        self.keys = {domain.name: self._key(name, domain, args) for domain in KEY_DOMAINS}
+        self.keys = {domain.name: self._key(name, domain, args.account) for domain in KEY_DOMAINS}
+        self.edge_logs_key_arn = (
+            self.keys["logs"].arn if args.account.region == EDGE_REGION else self._edge_logs_key(name, args).arn
+        )
         self.secrets, self.secret_values = {}, {}
         for secret_name, description in GENERATED_SECRETS.items():
             password = random.RandomPassword(
@@ -135,8 +145,20 @@ class Security(pulumi.ComponentResource):
         )
         return secret
 
-    def _key(self, name: str, domain: KeyDomain, args: SecurityArgs) -> aws.kms.Key:
-        account, naming = args.account, args.naming
+    def _edge_logs_key(self, name: str, args: SecurityArgs) -> aws.kms.Key:
+        edge_provider = aws.Provider(
+            f"{name}-{EDGE_REGION}",
+            region=EDGE_REGION,
+            default_tags=aws.ProviderDefaultTagsArgs(tags=self._naming.base_tags),
+            opts=child_options(self),
+        )
+        domain = KeyDomain("edge-logs", f"CloudWatch Logs in {EDGE_REGION} (WAF)", service_principals=("logs",))
+        return self._key(name, domain, replace(args.account, region=EDGE_REGION), edge_provider)
+
+    def _key(
+        self, name: str, domain: KeyDomain, account: Account, provider: pulumi.ProviderResource | None = None
+    ) -> aws.kms.Key:
+        naming = self._naming
         statements = [
             Statement("AccountAdministers", KEY_ADMIN_ACTIONS, ["*"], {"AWS": account.root_arn}),
         ]
@@ -144,7 +166,7 @@ class Security(pulumi.ComponentResource):
             principals = [account.service_principal(service) for service in domain.service_principals]
             conditions = (
                 {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": account.arn("logs", "log-group:*")}}
-                if domain.name == "logs"
+                if "logs" in domain.service_principals
                 else {"StringEquals": {"aws:SourceAccount": account.account_id}}
             )
             statements.append(Statement("ServicesEncrypt", KEY_USE_ACTIONS, ["*"], {"Service": principals}, conditions))
@@ -171,12 +193,12 @@ class Security(pulumi.ComponentResource):
             deletion_window_in_days=KEY_DELETION_WINDOW_DAYS,
             policy=policy_document(*statements),
             tags=naming.tags(domain.name, "key"),
-            opts=child_options(self),
+            opts=child_options(self, provider=provider),
         )
         aws.kms.Alias(
             f"{name}-{domain.name}-alias",
             name=f"alias/{naming.name(domain.name)}",
             target_key_id=key.key_id,
-            opts=child_options(self),
+            opts=child_options(self, provider=provider),
         )
         return key

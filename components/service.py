@@ -115,7 +115,9 @@ class Cluster(pulumi.ComponentResource):
             cluster_name=self.cluster.name,
             capacity_providers=["FARGATE", "FARGATE_SPOT"],
             default_capacity_provider_strategies=[
-                aws.ecs.ClusterCapacityProvidersDefaultCapacityProviderStrategyArgs(capacity_provider="FARGATE", weight=1)
+                aws.ecs.ClusterCapacityProvidersDefaultCapacityProviderStrategyArgs(
+                    capacity_provider="FARGATE", weight=1
+                )
             ],
             opts=child_options(self),
         )
@@ -433,7 +435,9 @@ class FargateService(pulumi.ComponentResource):
                     raise ValueError(f"{args.service}: blue/green needs an alternate target group and a listener rule")
                 infrastructure_role = self._infrastructure_role()
                 advanced = aws.ecs.ServiceLoadBalancerAdvancedConfigurationArgs(
-                    alternate_target_group_arn=alternate, production_listener_rule=rule, role_arn=infrastructure_role.arn
+                    alternate_target_group_arn=alternate,
+                    production_listener_rule=rule,
+                    role_arn=infrastructure_role.arn,
                 )
             load_balancers.append(
                 aws.ecs.ServiceLoadBalancerArgs(
@@ -562,10 +566,10 @@ class FargateService(pulumi.ComponentResource):
         spec = aws.appautoscaling
         metric = spec.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationMetricArgs
         stat = spec.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationMetricMetricStatArgs
-        named = spec.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationMetricMetricStatMetricArgs
-        dimension = (
-            spec.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationMetricMetricStatMetricDimensionArgs
+        named = (
+            spec.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationMetricMetricStatMetricArgs
         )
+        dimension = spec.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationMetricMetricStatMetricDimensionArgs
         return spec.PolicyTargetTrackingScalingPolicyConfigurationArgs(
             target_value=scaling.backlog_per_task,
             customized_metric_specification=spec.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationArgs(
@@ -599,7 +603,9 @@ class FargateService(pulumi.ComponentResource):
                             ),
                         ),
                     ),
-                    metric(id="backlog_per_task", label="Backlog per task", expression="visible / tasks", return_data=True),
+                    metric(
+                        id="backlog_per_task", label="Backlog per task", expression="visible / tasks", return_data=True
+                    ),
                 ]
             ),
             scale_out_cooldown=scaling.scale_out_cooldown_seconds,

@@ -98,8 +98,8 @@ def mask_secrets(value: Any) -> Any:
     values (a mock's state) are masked wherever a secret wrapper remains.
     """
     if isinstance(value, struct_pb2.Struct):
-        if rpc._special_sig_key in value.fields:  # noqa: SLF001 - the wire format's marker
-            if value[rpc._special_sig_key] == rpc._special_secret_sig:  # noqa: SLF001
+        if rpc._special_sig_key in value.fields:  # the wire format marks secrets, assets and references
+            if value[rpc._special_sig_key] == rpc._special_secret_sig:
                 return SECRET_MASK
             return mask_secrets(rpc.deserialize_properties(value))
         return {key: mask_secrets(item) for key, item in value.items()}

@@ -46,7 +46,6 @@ def load_balancer(cfg: PlatformConfig, blue_green: bool = True) -> LoadBalancer:
             naming=NAMING,
             vpc_id="vpc-0123",
             public_subnet_ids=["subnet-a", "subnet-b", "subnet-c"],
-            cloudfront_prefix_list_id="pl-3b927c52",
             zone_id="Z123",
             origin_domain=f"origin.{cfg.edge.domain}",
             site_domain=cfg.edge.domain,

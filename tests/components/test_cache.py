@@ -162,8 +162,15 @@ def test_6379_only_from_the_given_app_security_groups(direct_plan: Plan, prod_pl
         assert rule.inputs["fromPort"] == rule.inputs["toPort"] == 6379
         assert not {"cidrIpv4", "cidrIpv6", "prefixListId"} & set(rule.inputs)
     assert direct_plan.of_type(EGRESS) == []
+    # In the real program, the API's and the worker's groups are the ones admitted.
     prod_sg = by_name(prod_plan, "cache-sg")
-    assert not [r for r in prod_plan.of_type(INGRESS) if r.inputs["securityGroupId"] == prod_sg.id]
+    app_groups = {by_name(prod_plan, f"app-{service}").id for service in ("api", "worker")}
+    admitted = {
+        r.inputs["referencedSecurityGroupId"]
+        for r in prod_plan.of_type(INGRESS)
+        if r.inputs["securityGroupId"] == prod_sg.id
+    }
+    assert admitted == app_groups
 
 
 def test_tagged_for_aws_backup(prod_plan: Plan) -> None:

@@ -221,7 +221,7 @@ def test_the_proxy_requires_tls_and_reads_the_managed_master_secret(prod_plan: P
     (auth,) = proxy.inputs["auths"]
     assert auth["authScheme"] == "SECRETS"
     assert auth["secretArn"] == secret_arn
-    assert auth["iamAuth"] == "REQUIRED"
+    assert auth["iamAuth"] == "DISABLED"  # tasks use the secret's password, injected by ECS
     assert sorted(proxy.inputs["vpcSubnetIds"]) == sorted(isolated_subnet_ids(prod_plan))
     assert prod_plan.outputs["database_secret_arn"] == secret_arn
 
@@ -273,11 +273,12 @@ def test_postgres_is_reachable_only_from_the_given_app_security_groups(direct_pl
     assert "ingress" not in cluster_sg.inputs and "egress" not in cluster_sg.inputs
 
 
-def test_without_app_groups_only_the_proxy_reaches_the_cluster(prod_plan: Plan) -> None:
+def test_in_the_program_the_api_and_worker_reach_postgres_and_nothing_else(prod_plan: Plan) -> None:
     cluster_sg, proxy_sg = by_name(prod_plan, "database-sg"), by_name(prod_plan, "database-proxy-sg")
+    app_groups = sorted(by_name(prod_plan, f"app-{service}").id for service in ("api", "worker"))
     assert cluster(prod_plan).inputs["vpcSecurityGroupIds"] == [cluster_sg.id]
-    assert ingress_sources(prod_plan, cluster_sg) == [proxy_sg.id]
-    assert ingress_sources(prod_plan, proxy_sg) == []
+    assert sorted(ingress_sources(prod_plan, cluster_sg)) == sorted([proxy_sg.id, *app_groups])
+    assert sorted(ingress_sources(prod_plan, proxy_sg)) == app_groups
 
 
 def test_the_stack_exports_the_endpoints_and_the_component_its_ids(prod_plan: Plan) -> None:

@@ -45,9 +45,7 @@ def test_four_cache_behaviours_with_the_seeds_ttls(plan: Plan) -> None:
         assert behaviours[path]["originRequestPolicyId"] == "216adef6-5c7f-47e4-b989-5492eafa07d3"  # AllViewer
     default = distribution(plan).inputs["defaultCacheBehavior"]
     assert default["cachePolicyId"] == "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
-    assert all(
-        b["viewerProtocolPolicy"] == "redirect-to-https" for b in [default, *behaviours.values()]
-    )
+    assert all(b["viewerProtocolPolicy"] == "redirect-to-https" for b in [default, *behaviours.values()])
 
 
 def test_viewers_tls12_http3_price_class_and_logging(plan: Plan) -> None:
@@ -84,7 +82,11 @@ def test_waf_acl_has_the_managed_groups_and_rate_rule_and_logs(plan: Plan) -> No
     ):
         assert rules[group]["statement"]["managedRuleGroupStatement"]["vendorName"] == "AWS"
     rate = rules["rate-limit-per-ip"]
-    assert rate["statement"]["rateBasedStatement"] == {"limit": 2000, "aggregateKeyType": "IP", "evaluationWindowSec": 300}
+    assert rate["statement"]["rateBasedStatement"] == {
+        "limit": 2000,
+        "aggregateKeyType": "IP",
+        "evaluationWindowSec": 300,
+    }
     assert "block" in rate["action"]
     assert len({rule["priority"] for rule in acl.inputs["rules"]}) == len(rules)
     assert distribution(plan).inputs["webAclId"] == acl.outputs["arn"]

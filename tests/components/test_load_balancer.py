@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from pulumi.runtime import MockCallArgs
 
+from components.load_balancer import CLOUDFRONT_ORIGIN_FACING
+from platformctl.mocks import OfflineMocks
 from platformctl.plan import SECRET_MASK, Plan, run_program
 from tests.components import request_path
 
@@ -21,8 +24,12 @@ def plan() -> Plan:
 def test_ingress_only_from_cloudfront_on_443_and_80(plan: Plan) -> None:
     rules = plan.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
     assert sorted(r.inputs["fromPort"] for r in rules) == [80, 443]
+    # The mock answers each prefix-list name with its own id: this one is CloudFront's origin-facing list.
+    cloudfront = OfflineMocks().call(
+        MockCallArgs("aws:ec2/getManagedPrefixList:getManagedPrefixList", {"name": CLOUDFRONT_ORIGIN_FACING}, "")
+    )
     for rule in rules:
-        assert rule.inputs["prefixListId"] == "pl-3b927c52"
+        assert rule.inputs["prefixListId"] == cloudfront["id"]
         assert "cidrIpv4" not in rule.inputs and "cidrIpv6" not in rule.inputs
 
 
@@ -37,7 +44,7 @@ def test_alb_drops_invalid_headers_logs_and_is_protected_in_prod(plan: Plan) -> 
 
 
 def test_https_listener_tls_policy_and_http_redirect(plan: Plan) -> None:
-    listeners = {l.inputs["port"]: l for l in plan.of_type("aws:lb/listener:Listener")}
+    listeners = {listener.inputs["port"]: listener for listener in plan.of_type("aws:lb/listener:Listener")}
     https, http = listeners[443], listeners[80]
     assert https.inputs["sslPolicy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
     assert https.inputs["defaultActions"][0]["fixedResponse"]["statusCode"] == "403"

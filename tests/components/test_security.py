@@ -56,7 +56,7 @@ def test_key_policies_let_exactly_their_services_use_them(prod_plan: Plan) -> No
         return principals, via
 
     data_principals, data_via = services("data")
-    assert data_principals == set()
+    assert data_principals == {"cloudfront.amazonaws.com"}  # reads KMS-encrypted assets through OAC
     assert {service.split(".")[0] for service in data_via} == {"rds", "elasticache", "secretsmanager", "s3", "backup"}
     logs_principals, _ = services("logs")
     assert logs_principals == {"logs.us-east-1.amazonaws.com"}
@@ -67,7 +67,11 @@ def test_key_policies_let_exactly_their_services_use_them(prod_plan: Plan) -> No
 
 def test_app_secrets_are_encrypted_with_the_data_key(prod_plan: Plan) -> None:
     secrets = secrets_by_name(prod_plan)
-    assert set(secrets) == {"platform-prod-cache-auth-token", "platform-prod-origin-verify"}
+    assert set(secrets) == {
+        "platform-prod-cache-auth-token",
+        "platform-prod-origin-verify",
+        "platform-prod-admin-token",
+    }
     assert all(secret.inputs["kmsKeyId"] == data_key_arn(prod_plan) for secret in secrets.values())
     assert all(secret.inputs["recoveryWindowInDays"] == 30 for secret in secrets.values())
     # Each secret has one version, whose value is passed as a secret.
@@ -78,7 +82,7 @@ def test_app_secrets_are_encrypted_with_the_data_key(prod_plan: Plan) -> None:
 
 def test_generated_secrets_are_long_and_valid_as_redis_auth_tokens(prod_plan: Plan) -> None:
     passwords = prod_plan.of_type(RANDOM_PASSWORD)
-    assert len(passwords) == 2
+    assert len(passwords) == 3
     # Redis/Valkey AUTH tokens: 16 to 128 characters, none of space, quote, `/` or `@`: letters and digits.
     assert all(p.inputs["length"] >= 32 and p.inputs["special"] is False for p in passwords)
     assert all(p.outputs["result"] == SECRET_MASK for p in passwords)
@@ -88,7 +92,7 @@ def test_the_plan_never_contains_a_generated_secret_value(prod_plan: Plan) -> No
     text = json.dumps(prod_plan.to_json())
     passwords = prod_plan.of_type(RANDOM_PASSWORD)
     values = [generated_password(p.name, int(p.inputs["length"])) for p in passwords]
-    assert len(values) == 2 and all(len(value) == 64 for value in values)
+    assert len(values) == 3 and all(len(value) == 64 for value in values)
     assert not any(value in text for value in values)
 
 

@@ -83,9 +83,13 @@ def test_blue_green_only_in_prod(prod: Plan, staging: Plan) -> None:
 
 
 def test_worker_runs_on_spot_when_configured(prod: Plan, staging: Plan) -> None:
-    providers = [s["capacityProvider"] for s in resource(staging, "worker-service").inputs["capacityProviderStrategies"]]
+    providers = [
+        s["capacityProvider"] for s in resource(staging, "worker-service").inputs["capacityProviderStrategies"]
+    ]
     assert providers == ["FARGATE", "FARGATE_SPOT"]
-    prod_providers = [s["capacityProvider"] for s in resource(prod, "worker-service").inputs["capacityProviderStrategies"]]
+    prod_providers = [
+        s["capacityProvider"] for s in resource(prod, "worker-service").inputs["capacityProviderStrategies"]
+    ]
     assert prod_providers == ["FARGATE"]
 
 
@@ -131,7 +135,11 @@ def test_iam_is_scoped_to_this_stacks_arns(prod: Plan, service: str) -> None:
     if service == "api":
         assert task["SendOrders"]["Action"] == ["sqs:SendMessage"]
     else:
-        assert set(task["ConsumeOrders"]["Action"]) == {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"}
+        assert set(task["ConsumeOrders"]["Action"]) == {
+            "sqs:ReceiveMessage",
+            "sqs:DeleteMessage",
+            "sqs:ChangeMessageVisibility",
+        }
 
 
 def test_security_group_chain_has_no_open_ingress(prod: Plan) -> None:
@@ -160,7 +168,9 @@ def test_images_come_from_immutable_scanned_repositories(prod: Plan) -> None:
 
 
 def test_a_prebuilt_image_skips_the_build() -> None:
-    cfg = request_path.config("staging", services={"worker": {"image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/w@sha256:abc"}})
+    cfg = request_path.config(
+        "staging", services={"worker": {"image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/w@sha256:abc"}}
+    )
     plan = run_program(lambda: request_path.services(cfg), project="platform", stack="test")
     assert [r.name for r in plan.resources if r.type == "awsx:ecr:Image"] == ["api-image"]
     assert containers(plan, "worker")["worker"]["image"].endswith("/w@sha256:abc")

@@ -1,0 +1,129 @@
+"""What the infrastructure and the app agree on: ports, health paths, commands, timeouts, setting names.
+
+Pure stdlib and import-light: the Pulumi components import this module, so it must never import Flask,
+psycopg, boto3 or anything else heavy, and must have no side effects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+API_PORT: Final = 8080
+HEALTH_LIVE_PATH: Final = "/health/live"
+HEALTH_READY_PATH: Final = "/health/ready"
+OPENAPI_PATH: Final = "/openapi.json"
+
+# Gunicorn finishes in-flight requests within this many seconds of SIGTERM; ECS waits STOP_TIMEOUT_SECONDS
+# before SIGKILL, so the graceful timeout must stay strictly below it.
+GRACEFUL_TIMEOUT_SECONDS: Final = 25
+STOP_TIMEOUT_SECONDS: Final = 30
+# ALB idle timeout is 60 s by default: keep-alive on the target must outlast it.
+KEEPALIVE_SECONDS: Final = 75
+# Every outbound call (database, Redis, SQS, Secrets Manager) is bounded by this.
+OUTBOUND_TIMEOUT_SECONDS: Final = 3.0
+MAX_REQUEST_BYTES: Final = 64 * 1024
+
+# Published policies.
+PRODUCT_CACHE_TTL_SECONDS: Final = 300
+SESSION_TTL_SECONDS: Final = 900
+CONFIG_CACHE_TTL_SECONDS: Final = 3600
+IDEMPOTENCY_KEY_TTL_SECONDS: Final = 24 * 3600
+OUTBOX_BATCH_SIZE: Final = 10
+
+# Container commands (exec form). The image's entry point is gunicorn; the other commands override it.
+API_COMMAND: Final[tuple[str, ...]] = (
+    "gunicorn",
+    "--config",
+    "python:app.gunicorn_conf",
+    "app.wsgi:application",
+)
+MIGRATE_COMMAND: Final[tuple[str, ...]] = ("app", "migrate")
+RELAY_COMMAND: Final[tuple[str, ...]] = ("app", "relay")
+WORKER_COMMAND: Final[tuple[str, ...]] = ("app", "worker")  # placeholder: the worker lands in the next issue
+HEALTHCHECK_COMMAND: Final[tuple[str, ...]] = (
+    "CMD",
+    "python",
+    "-c",
+    f"import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:{API_PORT}{HEALTH_LIVE_PATH}', timeout=2)",
+)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable the app reads."""
+
+    name: str
+    secret: bool
+    description: str
+    required_in_aws: bool = False
+
+
+# Every setting the app reads, by its environment variable name. `secret=True` ones are filled by ECS from
+# Secrets Manager (`valueFrom`) and are never logged.
+DB_WRITER_HOST: Final = "DB_WRITER_HOST"
+DB_READER_HOST: Final = "DB_READER_HOST"
+DB_PORT: Final = "DB_PORT"
+DB_NAME: Final = "DB_NAME"
+DB_USER: Final = "DB_USER"
+DB_PASSWORD: Final = "DB_PASSWORD"  # noqa: S105 - a variable name, not a password
+DB_SSLMODE: Final = "DB_SSLMODE"
+DB_POOL_MAX: Final = "DB_POOL_MAX"
+REDIS_URL: Final = "REDIS_URL"
+REDIS_AUTH_TOKEN: Final = "REDIS_AUTH_TOKEN"  # noqa: S105
+REDIS_TLS: Final = "REDIS_TLS"
+REDIS_KEY_PREFIX: Final = "REDIS_KEY_PREFIX"
+QUEUE_URL: Final = "QUEUE_URL"
+AWS_REGION: Final = "AWS_REGION"
+AWS_ENDPOINT_URL: Final = "AWS_ENDPOINT_URL"
+ADMIN_TOKEN: Final = "ADMIN_TOKEN"  # noqa: S105
+ADMIN_TOKEN_SECRET_ID: Final = "ADMIN_TOKEN_SECRET_ID"  # noqa: S105
+CORS_ORIGINS: Final = "CORS_ORIGINS"
+TRUSTED_PROXY_HOPS: Final = "TRUSTED_PROXY_HOPS"
+RATE_LIMIT_PER_MINUTE: Final = "RATE_LIMIT_PER_MINUTE"
+OTEL_EXPORTER_OTLP_ENDPOINT: Final = "OTEL_EXPORTER_OTLP_ENDPOINT"
+OTEL_SERVICE_NAME: Final = "OTEL_SERVICE_NAME"
+LOG_LEVEL: Final = "LOG_LEVEL"
+METRICS_NAMESPACE: Final = "METRICS_NAMESPACE"
+WEB_CONCURRENCY: Final = "WEB_CONCURRENCY"
+GUNICORN_THREADS: Final = "GUNICORN_THREADS"
+PORT: Final = "PORT"
+
+SETTINGS: Final[tuple[Setting, ...]] = (
+    Setting(DB_WRITER_HOST, False, "Writer endpoint (RDS Proxy / Aurora cluster endpoint)", True),
+    Setting(DB_READER_HOST, False, "Reader endpoint; empty means reads use the writer"),
+    Setting(DB_PORT, False, "PostgreSQL port (5432)"),
+    Setting(DB_NAME, False, "Database name", True),
+    Setting(DB_USER, False, "Database user", True),
+    Setting(DB_PASSWORD, True, "Database password (Secrets Manager)", True),
+    Setting(DB_SSLMODE, False, "libpq sslmode: 'require' in AWS, 'prefer' locally"),
+    Setting(DB_POOL_MAX, False, "Connections per pool per process"),
+    Setting(REDIS_URL, False, "redis:// or rediss:// URL of the cache (without the password)", True),
+    Setting(REDIS_AUTH_TOKEN, True, "ElastiCache AUTH token (Secrets Manager)"),
+    Setting(REDIS_TLS, False, "true to use TLS to Redis (ElastiCache in-transit encryption)"),
+    Setting(REDIS_KEY_PREFIX, False, "Prefix of every Redis key and channel the app uses"),
+    Setting(QUEUE_URL, False, "SQS queue URL the outbox relay publishes to", True),
+    Setting(AWS_REGION, False, "AWS region"),
+    Setting(AWS_ENDPOINT_URL, False, "Endpoint override for SQS/Secrets Manager (moto locally); unset in AWS"),
+    Setting(ADMIN_TOKEN, True, "Admin bearer token (ECS fills it from Secrets Manager)"),
+    Setting(
+        ADMIN_TOKEN_SECRET_ID, False, "Secrets Manager id of the admin token, read at run time if ADMIN_TOKEN unset"
+    ),
+    Setting(CORS_ORIGINS, False, "Comma-separated allowed CORS origins"),
+    Setting(
+        TRUSTED_PROXY_HOPS, False, "Proxies in front of the task to trust in X-Forwarded-For (CloudFront + ALB = 2)"
+    ),
+    Setting(RATE_LIMIT_PER_MINUTE, False, "Requests per client address per minute"),
+    Setting(OTEL_EXPORTER_OTLP_ENDPOINT, False, "OTLP/HTTP endpoint (collector sidecar); 'console' or empty locally"),
+    Setting(OTEL_SERVICE_NAME, False, "Service name on traces"),
+    Setting(LOG_LEVEL, False, "Log level (INFO)"),
+    Setting(METRICS_NAMESPACE, False, "CloudWatch namespace of the embedded-metric-format request metrics"),
+    Setting(WEB_CONCURRENCY, False, "Gunicorn worker processes"),
+    Setting(GUNICORN_THREADS, False, "Threads per gunicorn worker"),
+    Setting(PORT, False, "Listen port (8080)"),
+)
+
+SETTING_NAMES: Final[frozenset[str]] = frozenset(s.name for s in SETTINGS)
+SECRET_SETTING_NAMES: Final[frozenset[str]] = frozenset(s.name for s in SETTINGS if s.secret)
+
+assert GRACEFUL_TIMEOUT_SECONDS < STOP_TIMEOUT_SECONDS

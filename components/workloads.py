@@ -1,0 +1,137 @@
+"""The bundled app's workloads: what each container runs, the settings it gets and what it may do.
+
+Names, ports, paths and commands all come from `app/contract.py`, the one source the app reads too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import pulumi
+
+from app import contract
+from components.iam import Statement
+from components.service import ContainerSpec
+from stack_config.schema import PlatformConfig
+
+# The uid:gid the image's non-root user runs as (app/Dockerfile).
+APP_USER = "10001:10001"
+DB_PORT = 5432
+# The ADOT sidecar listens for OTLP over HTTP on the task's loopback.
+OTLP_ENDPOINT = "http://127.0.0.1:4318"
+# The routes the ALB forwards (with the origin secret); everything else is answered 403.
+ROUTED_PATHS = ("/api/*", "/health/*")
+
+
+@dataclass(frozen=True)
+class DataEndpoints:
+    """Where the data layers answer, and the secrets that open them."""
+
+    writer_host: pulumi.Input[str]
+    reader_host: pulumi.Input[str] | None
+    database_name: str
+    database_user: str
+    database_secret_arn: pulumi.Input[str]
+    cache_host: pulumi.Input[str]
+    cache_port: int
+    cache_secret_arn: pulumi.Input[str]
+    admin_secret_arn: pulumi.Input[str]
+    queue_url: pulumi.Input[str]
+    queue_arn: pulumi.Input[str]
+    dead_letter_queue_arn: pulumi.Input[str]
+    messaging_key_arn: pulumi.Input[str]
+    data_key_arn: pulumi.Input[str]
+
+
+def _shared_settings(
+    config: PlatformConfig, prefix: str, service: str, data: DataEndpoints
+) -> dict[str, pulumi.Input[str]]:
+    return {
+        contract.DB_WRITER_HOST: data.writer_host,
+        contract.DB_READER_HOST: data.reader_host if data.reader_host is not None else "",
+        contract.DB_PORT: str(DB_PORT),
+        contract.DB_NAME: data.database_name,
+        contract.DB_USER: data.database_user,
+        contract.DB_SSLMODE: "require",
+        contract.REDIS_URL: pulumi.Output.format("rediss://{0}:{1}/0", data.cache_host, data.cache_port),
+        contract.REDIS_TLS: "true",
+        contract.REDIS_KEY_PREFIX: f"{prefix}:",
+        contract.QUEUE_URL: data.queue_url,
+        contract.AWS_REGION: config.region,
+        contract.OTEL_EXPORTER_OTLP_ENDPOINT: OTLP_ENDPOINT,
+        contract.OTEL_SERVICE_NAME: f"{prefix}-{service}",
+        contract.LOG_LEVEL: "INFO",
+        contract.METRICS_NAMESPACE: config.observability.app_metrics_namespace,
+    }
+
+
+def _secrets(data: DataEndpoints) -> Mapping[str, pulumi.Input[str]]:
+    return {
+        # `arn:json-key::` picks the password out of the RDS-managed JSON secret.
+        contract.DB_PASSWORD: pulumi.Output.format("{0}:password::", data.database_secret_arn),
+        contract.REDIS_AUTH_TOKEN: data.cache_secret_arn,
+        contract.ADMIN_TOKEN: data.admin_secret_arn,
+    }
+
+
+def api_container(config: PlatformConfig, prefix: str, data: DataEndpoints) -> ContainerSpec:
+    origins = config.app.cors_origins or [f"https://{config.edge.domain}"]
+    return ContainerSpec(
+        command=contract.API_COMMAND,
+        health_check_command=contract.HEALTHCHECK_COMMAND,
+        stop_timeout_seconds=contract.STOP_TIMEOUT_SECONDS,
+        user=APP_USER,
+        port=contract.API_PORT,
+        environment={
+            **_shared_settings(config, prefix, "api", data),
+            contract.CORS_ORIGINS: ",".join(origins),
+            contract.TRUSTED_PROXY_HOPS: str(config.app.trusted_proxy_hops),
+            contract.PORT: str(contract.API_PORT),
+        },
+        secrets=_secrets(data),
+    )
+
+
+def worker_container(config: PlatformConfig, prefix: str, data: DataEndpoints) -> ContainerSpec:
+    return ContainerSpec(
+        command=contract.WORKER_COMMAND,
+        # The worker serves no HTTP: its health is that the process is up.
+        health_check_command=("CMD", "python", "-c", "import sys; sys.exit(0)"),
+        stop_timeout_seconds=contract.STOP_TIMEOUT_SECONDS,
+        user=APP_USER,
+        environment=_shared_settings(config, prefix, "worker", data),
+        secrets=_secrets(data),
+    )
+
+
+def execution_secret_arns(data: DataEndpoints) -> list[pulumi.Input[str]]:
+    """The secrets ECS reads to start a task: exactly those the containers name."""
+    return [data.database_secret_arn, data.cache_secret_arn, data.admin_secret_arn]
+
+
+def api_statements(data: DataEndpoints) -> list[Statement]:
+    return [
+        Statement("PublishOrders", ("sqs:SendMessage", "sqs:GetQueueAttributes"), [data.queue_arn]),
+        Statement("EncryptMessages", ("kms:GenerateDataKey", "kms:Decrypt"), [data.messaging_key_arn]),
+        Statement("ReadAdminToken", ("secretsmanager:GetSecretValue",), [data.admin_secret_arn]),
+        Statement("DecryptSecrets", ("kms:Decrypt",), [data.data_key_arn]),
+    ]
+
+
+def worker_statements(data: DataEndpoints) -> list[Statement]:
+    return [
+        Statement(
+            "ConsumeOrders",
+            ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"),
+            [data.queue_arn],
+        ),
+        # `app dlq redrive` moves messages back once a fix is out.
+        Statement(
+            "RedriveDeadLetters",
+            ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"),
+            [data.dead_letter_queue_arn],
+        ),
+        Statement("RequeueOrders", ("sqs:SendMessage",), [data.queue_arn]),
+        Statement("DecryptMessages", ("kms:GenerateDataKey", "kms:Decrypt"), [data.messaging_key_arn]),
+    ]

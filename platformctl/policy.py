@@ -1,0 +1,498 @@
+"""Offline policy enforcement: the pack in `policy/` run against an offline plan, as the engine runs it.
+
+The Pulumi engine starts a Python policy pack as its own process (`python -u -m pulumi.policy
+<engine address> .` in the pack's directory, the stack's config in `PULUMI_CONFIG`, the project and
+stack in `PULUMI_PROJECT`/`PULUMI_STACK`), reads the port the pack prints on its first line of
+output, and talks the analyzer gRPC interface: Handshake, ConfigureStack, GetAnalyzerInfo,
+Configure (the stack's pack config), Analyze per resource, AnalyzeStack with every resource. This
+module does the same, then groups the diagnostics into violations.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Iterable, Mapping
+from concurrent import futures
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import grpc
+from google.protobuf import empty_pb2, json_format, struct_pb2
+from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc, engine_pb2_grpc
+
+from platformctl.plan import Plan, PlannedResource
+
+PACK_DIR = Path(__file__).resolve().parent.parent / "policy"
+STARTUP_SECONDS = 60
+LEVELS = {
+    analyzer_pb2.ADVISORY: "advisory",
+    analyzer_pb2.MANDATORY: "mandatory",
+    analyzer_pb2.REMEDIATE: "remediate",
+    analyzer_pb2.DISABLED: "disabled",
+}
+LEVEL_CODES = {name: code for code, name in LEVELS.items()}
+SEVERITIES = {
+    analyzer_pb2.POLICY_SEVERITY_UNSPECIFIED: "unspecified",
+    analyzer_pb2.POLICY_SEVERITY_LOW: "low",
+    analyzer_pb2.POLICY_SEVERITY_MEDIUM: "medium",
+    analyzer_pb2.POLICY_SEVERITY_HIGH: "high",
+    analyzer_pb2.POLICY_SEVERITY_CRITICAL: "critical",
+}
+SEVERITY_ORDER = ("critical", "high", "medium", "low", "unspecified")
+JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "boolean": (bool,),
+    "integer": (int,),
+    "number": (int, float),
+    "string": (str,),
+    "array": (list,),
+    "object": (dict,),
+}
+
+
+class PolicyError(Exception):
+    """The pack cannot run: it did not start, or the pack config does not fit its rules."""
+
+
+@dataclass(frozen=True)
+class RuleInfo:
+    name: str
+    description: str
+    enforcement_level: str
+    severity: str
+    remediation: str
+    tags: tuple[str, ...]
+    config_schema: dict[str, Any]
+
+    @property
+    def area(self) -> str:
+        return self.tags[0] if self.tags else ""
+
+    def defaults(self) -> dict[str, Any]:
+        return {key: value["default"] for key, value in self.config_schema.items() if "default" in value}
+
+
+@dataclass(frozen=True)
+class Violation:
+    rule: str
+    urn: str
+    enforcement_level: str
+    message: str
+    severity: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"rule": self.rule, "urn": self.urn, "enforcementLevel": self.enforcement_level, "message": self.message}
+
+
+@dataclass
+class PolicyReport:
+    stack: str
+    rules: list[RuleInfo]
+    resources: int
+    violations: list[Violation] = field(default_factory=list)
+    levels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def mandatory(self) -> list[Violation]:
+        return [v for v in self.violations if v.enforcement_level == "mandatory"]
+
+    @property
+    def advisory(self) -> list[Violation]:
+        return [v for v in self.violations if v.enforcement_level != "mandatory"]
+
+    def summary(self) -> str:
+        return (
+            f"policy: stack={self.stack} rules={len(self.rules)} resources={self.resources} "
+            f"mandatory={len(self.mandatory)} advisory={len(self.advisory)}"
+        )
+
+
+class _Engine(engine_pb2_grpc.EngineServicer):
+    """The engine's side of the conversation: the pack may log through it."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def Log(self, request: Any, context: Any) -> empty_pb2.Empty:
+        self.messages.append(request.message)
+        return empty_pb2.Empty()
+
+
+class PolicyPackProcess:
+    """A policy pack started as the engine starts one; usable as a context manager."""
+
+    def __init__(
+        self,
+        pack_dir: Path = PACK_DIR,
+        *,
+        project: str = "platform",
+        stack: str = "dev",
+        stack_config: Mapping[str, str] | None = None,
+        python: str = sys.executable,
+    ) -> None:
+        self.pack_dir = pack_dir.resolve()
+        self.project, self.stack = project, stack
+        if not (self.pack_dir / "PulumiPolicy.yaml").is_file():
+            raise PolicyError(f"no policy pack (PulumiPolicy.yaml) in {self.pack_dir}")
+        self.engine = _Engine()
+        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+        engine_pb2_grpc.add_EngineServicer_to_server(self.engine, self._server)
+        engine_port = self._server.add_insecure_port("127.0.0.1:0")
+        self._server.start()
+        self.engine_address = f"127.0.0.1:{engine_port}"
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
+        self._closed = False
+        self.stderr = ""
+        env = {
+            **os.environ,
+            "PULUMI_CONFIG": json.dumps(dict(stack_config or {})),
+            "PULUMI_PROJECT": project,
+            "PULUMI_STACK": stack,
+            "PULUMI_DRY_RUN": "true",
+            "PULUMI_ORGANIZATION": "organization",
+        }
+        self.process = subprocess.Popen(  # noqa: S603 - our own interpreter running the pack
+            [python, "-u", "-m", "pulumi.policy", self.engine_address, "."],
+            cwd=self.pack_dir,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+        )
+        port = self._read_port()
+        # Whatever the pack prints later is kept, so a full pipe never blocks it.
+        self.output: list[str] = []
+        threading.Thread(target=self._drain, daemon=True).start()
+        self.channel = grpc.insecure_channel(
+            f"127.0.0.1:{port}", options=[("grpc.max_receive_message_length", 400 * 1024 * 1024)]
+        )
+        grpc.channel_ready_future(self.channel).result(timeout=STARTUP_SECONDS)
+        self.analyzer = analyzer_pb2_grpc.AnalyzerStub(self.channel)
+        self._handshake()
+
+    def _read_port(self) -> int:
+        assert self.process.stdout is not None
+        selector = selectors.DefaultSelector()
+        selector.register(self.process.stdout, selectors.EVENT_READ)
+        ready = selector.select(timeout=STARTUP_SECONDS)
+        line = self.process.stdout.readline().decode().strip() if ready else ""
+        if not line.isdigit():
+            self.close()
+            stderr = self.stderr
+            raise PolicyError(f"the policy pack in {self.pack_dir} did not start: {line}{stderr}".strip())
+        return int(line)
+
+    def _drain(self) -> None:
+        stdout = self.process.stdout
+        if stdout is None:
+            return
+        try:
+            for line in stdout:
+                self.output.append(line.decode(errors="replace"))
+        except (OSError, ValueError):  # closed by close()
+            return
+
+    def _stderr_text(self) -> str:
+        if self._stderr.closed:
+            return ""
+        self._stderr.seek(0)
+        return self._stderr.read().decode(errors="replace")
+
+    def _handshake(self) -> None:
+        request = analyzer_pb2.AnalyzerHandshakeRequest(
+            engine_address=self.engine_address, root_directory=str(self.pack_dir), program_directory=str(self.pack_dir)
+        )
+        try:
+            self.analyzer.Handshake(request)
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.UNIMPLEMENTED:  # older packs skip it, as the engine allows
+                raise
+        self.analyzer.ConfigureStack(
+            analyzer_pb2.AnalyzerStackConfigureRequest(
+                stack=self.stack, project=self.project, organization="organization", dry_run=True
+            )
+        )
+
+    def rules(self) -> list[RuleInfo]:
+        info = self.analyzer.GetAnalyzerInfo(empty_pb2.Empty())
+        rules = []
+        for policy in info.policies:
+            schema = (
+                json_format.MessageToDict(policy.configSchema.properties) if policy.HasField("configSchema") else {}
+            )
+            rules.append(
+                RuleInfo(
+                    name=policy.name,
+                    description=policy.description,
+                    enforcement_level=LEVELS[policy.enforcementLevel],
+                    severity=SEVERITIES.get(policy.severity, "unspecified"),
+                    remediation=policy.remediation_steps,
+                    tags=tuple(policy.tags),
+                    config_schema=schema,
+                )
+            )
+        return rules
+
+    def configure(self, rules: Iterable[RuleInfo], pack_config: Mapping[str, Any]) -> dict[str, str]:
+        """Send each rule's enforcement level and knobs, resolved from a `--policy-pack-config` file."""
+        resolved = resolve_config(list(rules), pack_config)
+        request = analyzer_pb2.ConfigureAnalyzerRequest()
+        for name, (level, properties) in resolved.items():
+            entry = request.policyConfig[name]
+            entry.enforcementLevel = LEVEL_CODES[level]
+            entry.properties.CopyFrom(_struct(properties))
+        self.analyzer.Configure(request)
+        return {name: level for name, (level, _) in resolved.items()}
+
+    def analyze(self, plan: Plan) -> list[tuple[analyzer_pb2.AnalyzeDiagnostic, str]]:
+        """Every resource through Analyze (its inputs), then the whole plan through AnalyzeStack (its state)."""
+        providers = _providers(plan)
+        diagnostics: list[tuple[analyzer_pb2.AnalyzeDiagnostic, str]] = []
+        for resource in plan.resources:
+            response = self.analyzer.Analyze(
+                analyzer_pb2.AnalyzeRequest(
+                    type=resource.type,
+                    properties=_struct(resource.inputs),
+                    urn=resource.urn,
+                    name=resource.name,
+                    options=analyzer_pb2.AnalyzerResourceOptions(parent=resource.parent or ""),
+                    provider=_provider_of(resource, providers),
+                )
+            )
+            diagnostics.extend((d, resource.urn) for d in response.diagnostics)
+        stack_request = analyzer_pb2.AnalyzeStackRequest()
+        for resource in plan.resources:
+            entry = stack_request.resources.add(
+                type=resource.type,
+                properties=_struct(_state(resource)),
+                urn=resource.urn,
+                name=resource.name,
+                options=analyzer_pb2.AnalyzerResourceOptions(parent=resource.parent or ""),
+                provider=_provider_of(resource, providers),
+                parent=resource.parent or "",
+                dependencies=resource.dependencies,
+            )
+            for key, urns in resource.property_dependencies.items():
+                if urns:
+                    entry.propertyDependencies[key].urns.extend(urns)
+        response = self.analyzer.AnalyzeStack(stack_request)
+        diagnostics.extend((d, "") for d in response.diagnostics)
+        return diagnostics
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if getattr(self, "channel", None) is not None:
+            self.channel.close()
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        stderr = self._stderr_text()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        self._stderr.close()
+        self._server.stop(None)
+        self.stderr = stderr
+
+    def __enter__(self) -> PolicyPackProcess:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def resolve_config(rules: list[RuleInfo], pack_config: Mapping[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Each rule's (enforcement level, knobs), as the engine resolves `--policy-pack-config`.
+
+    The file maps `all` or a rule name to an enforcement level, or to an object with an optional
+    `enforcementLevel` and the rule's knobs; knobs not given take the schema's defaults.
+    """
+    names = {rule.name for rule in rules}
+    problems = [f"{key}: no such rule in the pack" for key in pack_config if key != "all" and key not in names]
+    default_level = _level_of(pack_config.get("all"))
+    resolved: dict[str, tuple[str, dict[str, Any]]] = {}
+    for rule in rules:
+        entry = pack_config.get(rule.name)
+        level = _level_of(entry) or default_level or rule.enforcement_level
+        knobs = (
+            {key: value for key, value in entry.items() if key != "enforcementLevel"} if isinstance(entry, dict) else {}
+        )
+        for key, value in knobs.items():
+            schema = rule.config_schema.get(key)
+            if schema is None:
+                problems.append(
+                    f"{rule.name}.{key}: no such setting (settings: {', '.join(rule.config_schema) or 'none'})"
+                )
+            elif not _fits(value, schema):
+                problems.append(f"{rule.name}.{key}: expected {schema.get('type')} (got {json.dumps(value)})")
+        if level not in LEVEL_CODES:
+            problems.append(f"{rule.name}: unknown enforcement level {level!r}")
+        resolved[rule.name] = (level, {**rule.defaults(), **knobs})
+    if problems:
+        raise PolicyError("invalid policy pack config:\n  " + "\n  ".join(problems))
+    return resolved
+
+
+def _level_of(entry: Any) -> str | None:
+    if isinstance(entry, str):
+        return entry
+    if isinstance(entry, dict) and isinstance(entry.get("enforcementLevel"), str):
+        return str(entry["enforcementLevel"])
+    return None
+
+
+def _fits(value: Any, schema: Mapping[str, Any]) -> bool:
+    kinds = JSON_TYPES.get(str(schema.get("type")))
+    if kinds is None:
+        return True
+    if isinstance(value, bool) and bool not in kinds:
+        return False
+    if not isinstance(value, kinds):
+        return False
+    minimum = schema.get("minimum")
+    return not (minimum is not None and isinstance(value, int | float) and value < minimum)
+
+
+def load_pack_config(path: Path | None) -> dict[str, Any]:
+    if path is None or not path.is_file():
+        return {}
+    try:
+        document = json.loads(path.read_text())
+    except ValueError as error:
+        raise PolicyError(f"{path}: not valid JSON: {error}") from None
+    if not isinstance(document, dict):
+        raise PolicyError(f"{path}: must be a JSON object of rule names")
+    return document
+
+
+def check_plan(
+    plan: Plan,
+    *,
+    pack_dir: Path = PACK_DIR,
+    pack_config: Mapping[str, Any] | None = None,
+    stack_config: Mapping[str, str] | None = None,
+    pack: PolicyPackProcess | None = None,
+) -> PolicyReport:
+    """Run the pack over the plan; `pack` reuses a running pack process (tests share one)."""
+    owned = pack is None
+    process = pack or PolicyPackProcess(pack_dir, project=plan.project, stack=plan.stack, stack_config=stack_config)
+    try:
+        rules = process.rules()
+        levels = process.configure(rules, pack_config or {})
+        diagnostics = process.analyze(plan)
+    finally:
+        if owned:
+            process.close()
+    return PolicyReport(plan.stack, rules, len(plan.resources), _violations(diagnostics, rules), levels)
+
+
+def _violations(
+    diagnostics: list[tuple[analyzer_pb2.AnalyzeDiagnostic, str]], rules: list[RuleInfo]
+) -> list[Violation]:
+    severity = {rule.name: rule.severity for rule in rules}
+    violations = []
+    for diagnostic, analyzed_urn in diagnostics:
+        message = diagnostic.message
+        if message.startswith(diagnostic.description + "\n"):
+            message = message[len(diagnostic.description) + 1 :]
+        violations.append(
+            Violation(
+                rule=diagnostic.policyName,
+                urn=diagnostic.urn or analyzed_urn,
+                enforcement_level=LEVELS.get(diagnostic.enforcementLevel, "advisory"),
+                message=message,
+                severity=severity.get(diagnostic.policyName, "unspecified"),
+            )
+        )
+    order = {name: index for index, name in enumerate(SEVERITY_ORDER)}
+    return sorted(violations, key=lambda v: (order.get(v.severity, 9), v.rule, v.urn, v.message))
+
+
+def _struct(value: Mapping[str, Any]) -> struct_pb2.Struct:
+    struct = struct_pb2.Struct()
+    struct.update(json.loads(json.dumps(value)))
+    return struct
+
+
+def _state(resource: PlannedResource) -> dict[str, Any]:
+    """What the engine hands AnalyzeStack: a custom resource's state (inputs and computed outputs)."""
+    if resource.custom:
+        return {**resource.inputs, **resource.outputs}
+    return resource.outputs
+
+
+def _providers(plan: Plan) -> dict[str, PlannedResource]:
+    """Each package's provider: its only one, or the one named after the package (the program's main one).
+
+    The plan does not record which provider a resource uses; a second provider (the backup copy
+    region's) serves few resources, so the main one stands in for all.
+    """
+    found: dict[str, list[PlannedResource]] = {}
+    for resource in plan.resources:
+        if resource.type.startswith("pulumi:providers:"):
+            found.setdefault(resource.type.split(":")[-1], []).append(resource)
+    chosen: dict[str, PlannedResource] = {}
+    for package, providers in found.items():
+        named = [provider for provider in providers if provider.name == package]
+        if len(providers) == 1 or len(named) == 1:
+            chosen[package] = providers[0] if len(providers) == 1 else named[0]
+    return chosen
+
+
+def _provider_of(
+    resource: PlannedResource, providers: Mapping[str, PlannedResource]
+) -> analyzer_pb2.AnalyzerProviderResource | None:
+    if not resource.custom or resource.type.startswith("pulumi:providers:"):
+        return None
+    provider = providers.get(resource.type.split(":")[0])
+    if provider is None:
+        return None
+    return analyzer_pb2.AnalyzerProviderResource(
+        type=provider.type, properties=_struct(provider.inputs), urn=provider.urn, name=provider.name
+    )
+
+
+def rules_markdown(rules: list[RuleInfo], levels: Mapping[str, Mapping[str, str]]) -> str:
+    """The README's rule table: one row per rule, its enforcement per stack config."""
+    stacks = sorted(levels)
+    header = ["Rule", "Area", "Severity", *stacks, "What it checks", "Fix"]
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for rule in sorted(rules, key=lambda r: AREA_ORDER.index(r.area) if r.area in AREA_ORDER else 99):
+        cells = [
+            f"`{rule.name}`",
+            rule.area,
+            rule.severity,
+            *(levels[stack].get(rule.name, rule.enforcement_level) for stack in stacks),
+            rule.description,
+            rule.remediation,
+        ]
+        lines.append("| " + " | ".join(cell.replace("|", "\\|").replace("\n", " ") for cell in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+AREA_ORDER = [
+    "encryption",
+    "transit",
+    "network",
+    "edge",
+    "identity",
+    "availability",
+    "recovery",
+    "messaging",
+    "observability",
+    "governance",
+]
+__all__ = ["PolicyError", "PolicyPackProcess", "PolicyReport", "RuleInfo", "Violation", "check_plan"]

@@ -1,0 +1,307 @@
+"""Identity: least-privilege IAM, hardened containers, IAM database auth, rotated secrets."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from pulumi_policy import EnforcementLevel, Severity
+
+from rules.common import Check, Report, Resource, Rule, Stack, StackReport, items, statements
+
+ROLE = "aws:iam/role:Role"
+ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+MANAGED_POLICY = "aws:iam/policy:Policy"
+USER_POLICY = "aws:iam/userPolicy:UserPolicy"
+GROUP_POLICY = "aws:iam/groupPolicy:GroupPolicy"
+ATTACHMENTS = (
+    "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+    "aws:iam/userPolicyAttachment:UserPolicyAttachment",
+    "aws:iam/groupPolicyAttachment:GroupPolicyAttachment",
+    "aws:iam/policyAttachment:PolicyAttachment",
+)
+TASK_DEFINITION = "aws:ecs/taskDefinition:TaskDefinition"
+CLUSTER = "aws:rds/cluster:Cluster"
+SECRET = "aws:secretsmanager/secret:Secret"  # noqa: S105 - a type token
+SECRET_ROTATION = "aws:secretsmanager/secretRotation:SecretRotation"  # noqa: S105 - a type token
+IDENTITY_POLICY_TYPES = (ROLE, ROLE_POLICY, MANAGED_POLICY, USER_POLICY, GROUP_POLICY)
+# Actions that take no resource ARN (AWS documents `*` as their only resource).
+UNSCOPABLE_ACTIONS = [
+    "ecr:GetAuthorizationToken",
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "xray:GetSamplingRules",
+    "xray:GetSamplingTargets",
+    "xray:GetSamplingStatisticSummaries",
+    "cloudwatch:PutMetricData",
+    "logs:DescribeLogGroups",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:CreateNetworkInterface",
+    "ec2:DeleteNetworkInterface",
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:UnassignPrivateIpAddresses",
+    "ssmmessages:CreateControlChannel",
+    "ssmmessages:CreateDataChannel",
+    "ssmmessages:OpenControlChannel",
+    "ssmmessages:OpenDataChannel",
+    "sts:GetCallerIdentity",
+    "kms:ListAliases",
+    "secretsmanager:GetRandomPassword",
+    "secretsmanager:ListSecrets",
+    "sqs:ListQueues",
+    "sns:ListTopics",
+    "s3:ListAllMyBuckets",
+    "tag:GetResources",
+]
+SECRET_NAME = r"(PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|CREDENTIAL|AUTH)"  # noqa: S105 - a pattern of names
+
+
+def _documents(resource: Resource) -> list[tuple[str, Any]]:
+    """The identity policies a resource carries: a role's inline policies, or a policy's document."""
+    if resource.type == ROLE:
+        return [(str(p.get("name") or "inline"), p.get("policy")) for p in items(resource.get("inlinePolicies"))]
+    return [(resource.name, resource.json("policy"))]
+
+
+def _parse(document: Any) -> Any:
+    if isinstance(document, str):
+        try:
+            return json.loads(document)
+        except ValueError:
+            return None
+    return document
+
+
+def _allows(document: Any) -> list[Any]:
+    return [s for s in statements(_parse(document)) if s.get("Effect") == "Allow"]
+
+
+wildcard_actions = Rule(
+    name="iam-no-wildcard-actions",
+    area="identity",
+    kind="security",
+    severity=Severity.HIGH,
+    summary="Identity policies allow named actions only: no `*`, no `service:*`, no NotAction.",
+    seed="seed 000 security objectives (least privilege IAM)",
+    checks="cdk-nag AwsSolutions-IAM5, Checkov CKV_AWS_63 / CKV_AWS_289 / CKV_AWS_290",
+    remediation="Name each action in the Statement (components/iam.py's Statement refuses `*` and `service:*`); "
+    "build role policies with components.iam.policy_document.",
+    resource_types=IDENTITY_POLICY_TYPES,
+)
+
+
+def _wildcard_actions(resource: Resource, config: dict[str, Any], report: Report) -> None:
+    for name, document in _documents(resource):
+        for statement in _allows(document):
+            if statement.get("NotAction"):
+                report(f"{resource.label}: policy {name} allows NotAction")
+            for action in items(statement.get("Action")):
+                if action == "*" or str(action).endswith(":*"):
+                    report(f"{resource.label}: policy {name} allows {action}")
+
+
+wildcard_resources = Rule(
+    name="iam-wildcard-resources-allowlisted",
+    area="identity",
+    kind="security",
+    severity=Severity.HIGH,
+    summary="An identity policy grants Resource `*` only for actions AWS cannot scope to a resource (an explicit "
+    "allowlist).",
+    seed="seed 000 security objectives (least privilege IAM)",
+    checks="cdk-nag AwsSolutions-IAM5, Checkov CKV_AWS_355 / CKV_AWS_290",
+    remediation="Replace Resource '*' with the ARNs (components.iam.Account.arn) of the queues, keys, secrets and "
+    "log groups the role uses; extend allowedActions in policy/config/STACK.json only for actions that take no "
+    "resource.",
+    resource_types=IDENTITY_POLICY_TYPES,
+    config={"allowedActions": {"type": "array", "items": {"type": "string"}, "default": UNSCOPABLE_ACTIONS}},
+)
+
+
+def _wildcard_resources(resource: Resource, config: dict[str, Any], report: Report) -> None:
+    allowed = set(config["allowedActions"])
+    for name, document in _documents(resource):
+        for statement in _allows(document):
+            if "*" not in items(statement.get("Resource")):
+                continue
+            scoped = [a for a in items(statement.get("Action")) if a not in allowed]
+            if scoped:
+                report(f"{resource.label}: policy {name} grants {', '.join(map(str, scoped))} on Resource '*'")
+
+
+admin_policies = Rule(
+    name="iam-no-admin-managed-policies",
+    area="identity",
+    kind="security",
+    severity=Severity.CRITICAL,
+    summary="No role, user or group gets AdministratorAccess, PowerUserAccess or IAMFullAccess.",
+    seed="seed 000 security objectives (least privilege IAM)",
+    checks="cdk-nag AwsSolutions-IAM4, Checkov CKV_AWS_274",
+    remediation="Remove the aws.iam.RolePolicyAttachment (or managed_policy_arns entry) and grant the role's actions "
+    "with an aws.iam.RolePolicy built by components.iam.policy_document.",
+    resource_types=(ROLE, *ATTACHMENTS),
+    config={
+        "forbiddenPolicies": {
+            "type": "array",
+            "items": {"type": "string"},
+            "default": ["AdministratorAccess", "PowerUserAccess", "IAMFullAccess"],
+        }
+    },
+)
+
+
+def _admin_policies(resource: Resource, config: dict[str, Any], report: Report) -> None:
+    arns = items(resource.get("managedPolicyArns")) if resource.type == ROLE else [resource.get("policyArn")]
+    for arn in arns:
+        if str(arn).rsplit("/", 1)[-1] in config["forbiddenPolicies"]:
+            report(f"{resource.label}: attaches {arn}")
+
+
+def _containers(resource: Resource) -> list[Any]:
+    return [c for c in items(resource.json("containerDefinitions")) if hasattr(c, "get")]
+
+
+plain_secrets = Rule(
+    name="ecs-no-secrets-in-environment",
+    area="identity",
+    kind="security",
+    severity=Severity.HIGH,
+    summary="No secret-looking name (password, token, API key...) in a container's plain environment; those come "
+    "from Secrets Manager through `secrets`.",
+    seed="seed 000 security objectives (secrets in Secrets Manager)",
+    checks="cdk-nag AwsSolutions-ECS2",
+    remediation="Move the variable from `environment` to `secrets` (valueFrom=<aws.secretsmanager.Secret>.arn) in "
+    "the container definition built by the service layer.",
+    resource_types=(TASK_DEFINITION,),
+)
+
+
+def _plain_secrets(resource: Resource, config: dict[str, Any], report: Report) -> None:
+    for container in _containers(resource):
+        for variable in items(container.get("environment")):
+            name = str(variable.get("name") or "")
+            if re.search(SECRET_NAME, name.upper()):
+                report(f"{resource.label}: container {container.get('name')} has {name} in plain environment")
+
+
+non_root = Rule(
+    name="ecs-container-non-root",
+    area="identity",
+    kind="security",
+    severity=Severity.MEDIUM,
+    summary="Containers run as a non-root user.",
+    seed="seed 000 security objectives (hardened compute)",
+    checks="",
+    remediation="Set user='1000:1000' (the image's unprivileged user) in each container definition of the service "
+    "layer.",
+    resource_types=(TASK_DEFINITION,),
+)
+
+
+def _non_root(resource: Resource, config: dict[str, Any], report: Report) -> None:
+    for container in _containers(resource):
+        user = str(container.get("user") or "")
+        if not user or user.split(":", maxsplit=1)[0] in ("root", "0"):
+            report(f"{resource.label}: container {container.get('name')} runs as {user or 'root (unset)'}")
+
+
+read_only = Rule(
+    name="ecs-read-only-root-filesystem",
+    area="identity",
+    kind="security",
+    severity=Severity.MEDIUM,
+    summary="Containers have a read-only root filesystem.",
+    seed="seed 000 security objectives (hardened compute)",
+    checks="Checkov CKV_AWS_336",
+    remediation="Set readonlyRootFilesystem=true in each container definition of the service layer (mount a volume "
+    "for /tmp if the app writes there).",
+    resource_types=(TASK_DEFINITION,),
+)
+
+
+def _read_only(resource: Resource, config: dict[str, Any], report: Report) -> None:
+    for container in _containers(resource):
+        if container.get("readonlyRootFilesystem") is not True:
+            report(f"{resource.label}: container {container.get('name')} root filesystem is writable")
+
+
+privileged = Rule(
+    name="ecs-container-not-privileged",
+    area="identity",
+    kind="security",
+    severity=Severity.HIGH,
+    summary="No container is privileged.",
+    seed="seed 000 security objectives (hardened compute)",
+    checks="Checkov CKV_AWS_334",
+    remediation="Remove privileged=true from the container definitions of the service layer.",
+    resource_types=(TASK_DEFINITION,),
+)
+
+
+def _privileged(resource: Resource, config: dict[str, Any], report: Report) -> None:
+    for container in _containers(resource):
+        if container.get("privileged") is True:
+            report(f"{resource.label}: container {container.get('name')} is privileged")
+
+
+iam_auth = Rule(
+    name="aurora-iam-auth",
+    area="identity",
+    kind="security",
+    severity=Severity.MEDIUM,
+    summary="Aurora clusters enable IAM database authentication.",
+    seed="seed 002 data layer, seed 000 security objectives",
+    checks="Checkov CKV_AWS_162",
+    remediation="Set iam_database_authentication_enabled=True on aws.rds.Cluster in the database layer.",
+    resource_types=(CLUSTER,),
+)
+
+
+def _iam_auth(resource: Resource, config: dict[str, Any], report: Report) -> None:
+    if resource.get("iamDatabaseAuthenticationEnabled") is not True:
+        report(f"{resource.label}: iamDatabaseAuthenticationEnabled is not true")
+
+
+rotation = Rule(
+    name="secrets-rotated",
+    area="identity",
+    kind="security",
+    severity=Severity.LOW,
+    summary="Secrets rotate where AWS supports it: the database master password is managed by RDS "
+    "(manageMasterUserPassword), other secrets have a rotation schedule. Advisory: third-party API keys cannot "
+    "rotate.",
+    seed="seed 000 security objectives (secrets management)",
+    checks="cdk-nag AwsSolutions-SMG4, Checkov CKV2_AWS_57",
+    remediation="Set manage_master_user_password=True (and master_user_secret_kms_key_id) on aws.rds.Cluster instead "
+    "of master_password; add aws.secretsmanager.SecretRotation(secret_id=<secret>.id, rotation_rules=...) for "
+    "secrets with a rotation Lambda.",
+    stack=True,
+    enforcement=EnforcementLevel.ADVISORY,
+)
+
+
+def _rotation(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
+    def check_cluster(cluster: Resource) -> None:
+        if cluster.get("manageMasterUserPassword") is not True and not cluster.get("replicationSourceIdentifier"):
+            report(f"{cluster.label}: the master password is not managed (rotated) by RDS", cluster.urn)
+
+    def check_secret(secret: Resource) -> None:
+        rotations = stack.referrers(secret, "secretId", SECRET_ROTATION)
+        if not any(r.get("rotationEnabled") is not False for r in rotations):
+            report(f"{secret.label}: no rotation", secret.urn)
+
+    stack.check_each(stack.of(CLUSTER), check_cluster)
+    stack.check_each(stack.of(SECRET), check_secret)
+
+
+RULES: list[tuple[Rule, Check]] = [
+    (wildcard_actions, _wildcard_actions),
+    (wildcard_resources, _wildcard_resources),
+    (admin_policies, _admin_policies),
+    (plain_secrets, _plain_secrets),
+    (non_root, _non_root),
+    (read_only, _read_only),
+    (privileged, _privileged),
+    (iam_auth, _iam_auth),
+    (rotation, _rotation),
+]
