@@ -216,7 +216,13 @@ data_stores = [
 ]
 
 
-def fargate_service(name: str, container: ContainerSpec, statements: list[Statement], **wiring: Any) -> FargateService:
+def fargate_service(
+    name: str,
+    container: ContainerSpec,
+    statements: list[Statement],
+    secret_arns: list[pulumi.Input[str]],
+    **wiring: Any,
+) -> FargateService:
     """The API and the worker share everything but their container, permissions and wiring."""
     return FargateService(
         name,
@@ -232,9 +238,10 @@ def fargate_service(name: str, container: ContainerSpec, statements: list[Statem
             container=container,
             log_group_name=observability.log_groups[name].name,
             image_context="app",
+            image_keep_count=config.services.image_keep_count,
             dependencies=data_stores,
             task_statements=statements,
-            secret_arns=workloads.execution_secret_arns(data),
+            secret_arns=secret_arns,
             decrypt_key_arns=[security.keys["data"].arn],
             **wiring,
         ),
@@ -246,6 +253,7 @@ api = fargate_service(
     "api",
     workloads.api_container(config, naming.prefix, data),
     workloads.api_statements(data),
+    workloads.execution_secret_arns(data, admin=True),
     load_balancing=LoadBalancing(
         target_group_arn=load_balancer.target_group.arn,
         resource_label=pulumi.Output.concat(load_balancer.alb.arn_suffix, "/", load_balancer.target_group.arn_suffix),
@@ -262,6 +270,7 @@ worker = fargate_service(
     "worker",
     workloads.worker_container(config, naming.prefix, data),
     workloads.worker_statements(data),
+    workloads.execution_secret_arns(data, admin=False),
     backlog_queue_name=messaging.queues[worker_queue].name,
 )
 recovery = Recovery(

@@ -569,7 +569,7 @@ class FargateService(pulumi.ComponentResource):
         named = (
             spec.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationMetricMetricStatMetricArgs
         )
-        dimension = spec.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationMetricMetricStatMetricDimensionArgs
+        dimension = spec.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationMetricMetricStatMetricDimensionArgs  # noqa: E501
         return spec.PolicyTargetTrackingScalingPolicyConfigurationArgs(
             target_value=scaling.backlog_per_task,
             customized_metric_specification=spec.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationArgs(

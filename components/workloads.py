@@ -66,13 +66,20 @@ def _shared_settings(
     }
 
 
-def _secrets(data: DataEndpoints) -> Mapping[str, pulumi.Input[str]]:
-    return {
+def _secrets(data: DataEndpoints, *, admin: bool) -> Mapping[str, pulumi.Input[str]]:
+    secrets: dict[str, pulumi.Input[str]] = {
         # `arn:json-key::` picks the password out of the RDS-managed JSON secret.
         contract.DB_PASSWORD: pulumi.Output.format("{0}:password::", data.database_secret_arn),
         contract.REDIS_AUTH_TOKEN: data.cache_secret_arn,
-        contract.ADMIN_TOKEN: data.admin_secret_arn,
     }
+    if admin:
+        secrets[contract.ADMIN_TOKEN] = data.admin_secret_arn
+    return secrets
+
+
+def execution_secret_arns(data: DataEndpoints, *, admin: bool) -> list[pulumi.Input[str]]:
+    """The secrets ECS reads to start a task: exactly those its containers name."""
+    return [data.database_secret_arn, data.cache_secret_arn, *([data.admin_secret_arn] if admin else [])]
 
 
 def api_container(config: PlatformConfig, prefix: str, data: DataEndpoints) -> ContainerSpec:
@@ -89,7 +96,7 @@ def api_container(config: PlatformConfig, prefix: str, data: DataEndpoints) -> C
             contract.TRUSTED_PROXY_HOPS: str(config.app.trusted_proxy_hops),
             contract.PORT: str(contract.API_PORT),
         },
-        secrets=_secrets(data),
+        secrets=_secrets(data, admin=True),
     )
 
 
@@ -101,13 +108,8 @@ def worker_container(config: PlatformConfig, prefix: str, data: DataEndpoints) -
         stop_timeout_seconds=contract.STOP_TIMEOUT_SECONDS,
         user=APP_USER,
         environment=_shared_settings(config, prefix, "worker", data),
-        secrets=_secrets(data),
+        secrets=_secrets(data, admin=False),
     )
-
-
-def execution_secret_arns(data: DataEndpoints) -> list[pulumi.Input[str]]:
-    """The secrets ECS reads to start a task: exactly those the containers name."""
-    return [data.database_secret_arn, data.cache_secret_arn, data.admin_secret_arn]
 
 
 def api_statements(data: DataEndpoints) -> list[Statement]:

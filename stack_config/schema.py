@@ -215,6 +215,12 @@ class ServicesConfig(Model):
         le=100,
         description="Each service's minimum tasks per AZ (the seeds: 2 in prod).",
     )
+    image_keep_count: int = Field(
+        default=20,
+        ge=1,
+        le=1000,
+        description="Images each ECR repository keeps; older ones expire. Default 20.",
+    )
 
 
 # --- data ----------------------------------------------------------------------------------------

@@ -1,0 +1,142 @@
+"""The whole program, as both stacks plan it: the layers wired to each other and to the app's contract."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from app import contract
+from platformctl.plan import SECRET_MASK, Plan, PlannedResource
+from tests.support import by_name
+
+INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+# Actions AWS cannot scope to a resource: the only ones allowed a `*` resource.
+UNSCOPABLE_PREFIXES = ("xray:", "ssmmessages:")
+SECRET_LOOKING = ("PASSWORD", "SECRET", "TOKEN", "API_KEY")
+
+
+@pytest.fixture(params=["prod", "staging"])
+def plan(request: pytest.FixtureRequest) -> Plan:
+    fixture: Plan = request.getfixturevalue(f"{request.param}_plan")
+    return fixture
+
+
+def containers(plan: Plan) -> list[dict[str, Any]]:
+    return [
+        container
+        for task in plan.of_type("aws:ecs/taskDefinition:TaskDefinition")
+        for container in json.loads(task.inputs["containerDefinitions"])
+    ]
+
+
+def test_every_layer_is_in_the_plan(plan: Plan) -> None:
+    components = {r.type for r in plan.resources if not r.custom}
+    assert {
+        "platform:security:Security",
+        "platform:network:Network",
+        "platform:database:Database",
+        "platform:cache:Cache",
+        "platform:messaging:Messaging",
+        "platform:storage:Storage",
+        "platform:observability:Observability",
+        "platform:recovery:Recovery",
+        "platform:load_balancer:LoadBalancer",
+        "platform:edge:Edge",
+        "platform:service:Cluster",
+        "platform:service:FargateService",
+    } <= components
+
+
+def test_no_ingress_from_the_internet_anywhere(plan: Plan) -> None:
+    for rule in plan.of_type(INGRESS):
+        assert rule.inputs.get("cidrIpv4") not in ("0.0.0.0/0",) and "cidrIpv6" not in rule.inputs, rule.name
+    for group in plan.of_type("aws:ec2/securityGroup:SecurityGroup"):
+        assert not group.inputs.get("ingress"), group.name  # rules are separate resources
+
+
+def test_the_security_group_chain(plan: Plan) -> None:
+    def sources(group: PlannedResource) -> set[str]:
+        return {
+            r.inputs.get("referencedSecurityGroupId") or r.inputs.get("prefixListId") or r.inputs["cidrIpv4"]
+            for r in plan.of_type(INGRESS)
+            if r.inputs["securityGroupId"] == group.id
+        }
+
+    alb, api, worker = by_name(plan, "load-balancer-sg"), by_name(plan, "app-api"), by_name(plan, "app-worker")
+    proxy, cache = by_name(plan, "database-proxy-sg"), by_name(plan, "cache-sg")
+    (prefix_list,) = sources(alb)
+    assert prefix_list.startswith("pl-")  # CloudFront's origin-facing list, nothing else
+    assert sources(api) == {alb.id}
+    assert sources(worker) == set()
+    assert sources(proxy) == {api.id, worker.id}
+    assert sources(cache) == {api.id, worker.id}
+    api_port = next(r for r in plan.of_type(INGRESS) if r.inputs["securityGroupId"] == api.id)
+    assert api_port.inputs["fromPort"] == contract.API_PORT
+
+
+def test_tasks_are_non_root_read_only_and_keep_secrets_out_of_the_environment(plan: Plan) -> None:
+    secret_arns = {s.outputs["arn"] for s in plan.of_type("aws:secretsmanager/secret:Secret")}
+    for container in containers(plan):
+        assert container["user"] != "root" and not container["user"].startswith("0")
+        assert container["readonlyRootFilesystem"] is True and container["privileged"] is False
+        for variable in container.get("environment", []):
+            assert not any(word in variable["name"] for word in SECRET_LOOKING), variable["name"]
+            assert variable["value"] != SECRET_MASK
+        for secret in container.get("secrets", []):
+            assert secret["valueFrom"].split(":password::")[0] in secret_arns | {plan.outputs["database_secret_arn"]}
+
+
+def test_every_iam_statement_is_scoped_to_this_stacks_arns(plan: Plan) -> None:
+    stack_arns = {r.outputs["arn"] for r in plan.custom_resources() if isinstance(r.outputs.get("arn"), str)}
+    stack_arns.add(plan.outputs["database_secret_arn"])  # created by RDS for the cluster
+    policies = [*plan.of_type("aws:iam/rolePolicy:RolePolicy"), *plan.of_type("aws:iam/policy:Policy")]
+    assert policies
+    for policy in policies:
+        for statement in json.loads(policy.inputs["policy"])["Statement"]:
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            assert all(a != "*" and not a.endswith(":*") for a in actions), policy.name
+            resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            if resources == ["*"]:
+                assert all(a.startswith(UNSCOPABLE_PREFIXES) for a in actions), (policy.name, actions)
+            else:
+                # An ARN of this plan, or a log group's streams (`<log group arn>:*`).
+                assert all(arn.removesuffix(":*") in stack_arns for arn in resources), (policy.name, resources)
+
+
+def test_the_api_reaches_the_data_layers_through_the_contracts_settings(plan: Plan) -> None:
+    api = next(c for c in containers(plan) if c["name"] == "api")
+    environment = {variable["name"]: variable["value"] for variable in api["environment"]}
+    assert set(environment) <= contract.SETTING_NAMES
+    assert environment[contract.DB_WRITER_HOST] == plan.outputs["database_proxy_endpoint"]
+    assert environment[contract.REDIS_URL].startswith(f"rediss://{plan.outputs['cache_primary_endpoint']}:")
+    assert environment[contract.QUEUE_URL] == plan.outputs["queue_urls"]["orders"]
+    assert {s["name"] for s in api["secrets"]} <= contract.SECRET_SETTING_NAMES
+    assert api["command"] == list(contract.API_COMMAND)
+    assert api["stopTimeout"] > contract.GRACEFUL_TIMEOUT_SECONDS
+    worker = next(c for c in containers(plan) if c["name"] == "worker")
+    assert worker["command"] == list(contract.WORKER_COMMAND)
+    assert contract.ADMIN_TOKEN not in {s["name"] for s in worker["secrets"]}  # the worker has no admin routes
+
+
+def test_the_alb_and_services_feed_observability_and_rollback(plan: Plan) -> None:
+    alarms = {a.name.removeprefix("observability-"): a for a in plan.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
+    (alb,) = plan.of_type("aws:lb/loadBalancer:LoadBalancer")
+    assert alarms["alb-5xx"].inputs["dimensions"] == {"LoadBalancer": alb.outputs["arnSuffix"]}
+    api = by_name(plan, "api-service")
+    assert sorted(api.inputs["alarms"]["alarmNames"]) == sorted(
+        alarms[label].inputs["name"] for label in ("alb-5xx", "target-5xx")
+    )
+    log_groups = {g.inputs["name"] for g in plan.of_type("aws:cloudwatch/logGroup:LogGroup")}
+    for container in containers(plan):
+        assert container["logConfiguration"]["options"]["awslogs-group"] in log_groups
+
+
+def test_outputs_name_the_site_and_hold_no_secret(plan: Plan) -> None:
+    outputs = plan.outputs
+    assert outputs["site_url"].startswith("https://")
+    assert outputs["alb_dns_name"].endswith(".elb.amazonaws.com")
+    assert outputs["distribution_domain_name"].endswith(".cloudfront.net")
+    assert outputs["service_names"] == {"api": "api", "worker": "worker"}
+    assert SECRET_MASK not in json.dumps(outputs)
