@@ -107,3 +107,21 @@ def test_the_notification_api_key_is_stored_as_a_secret_and_never_shown(notifica
     assert version.inputs["secretString"] == SECRET_MASK
     assert NOTIFICATION_KEY not in json.dumps(notification_plan.to_json())
     assert "notification-api-key" in notification_plan.outputs["secret_arns"]
+
+
+def test_a_stack_outside_us_east_1_gets_an_edge_logs_key_there() -> None:
+    plan = plan_with(config_for("staging", region="us-west-2"), stack="staging")
+    edge_key = by_name(plan, "security-edge-logs-key")
+    (edge_provider,) = [p for p in plan.of_type("pulumi:providers:aws") if p.name == "security-us-east-1"]
+    assert edge_provider.inputs["region"] == "us-east-1"
+    assert edge_key.outputs["arn"].startswith("arn:aws:kms:us-east-1:")
+    principals = [s["Principal"] for s in key_policy(edge_key) if "Service" in s.get("Principal", {})]
+    assert principals == [{"Service": ["logs.us-east-1.amazonaws.com"]}]
+    (waf_logs,) = [g for g in plan.of_type("aws:cloudwatch/logGroup:LogGroup") if g.name == "edge-waf-logs"]
+    assert waf_logs.inputs["kmsKeyId"] == edge_key.outputs["arn"]
+
+
+def test_in_us_east_1_the_edge_uses_the_logs_key(prod_plan: Plan) -> None:
+    assert [k.name for k in prod_plan.of_type(KEY) if k.name == "security-edge-logs-key"] == []
+    (waf_logs,) = [g for g in prod_plan.of_type("aws:cloudwatch/logGroup:LogGroup") if g.name == "edge-waf-logs"]
+    assert waf_logs.inputs["kmsKeyId"] == by_name(prod_plan, "security-logs-key").outputs["arn"]
