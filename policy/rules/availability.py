@@ -269,8 +269,8 @@ alb_deletion = Rule(
     summary="Load balancers have deletion protection.",
     seed="seed 002 traffic entry layer",
     checks="Checkov CKV_AWS_150",
-    remediation="Set enable_deletion_protection=True on aws.lb.LoadBalancer in the load-balancer layer (driven by "
-    "platform:database.deletionProtection's environment default in prod).",
+    remediation="Set enable_deletion_protection=True on aws.lb.LoadBalancer in the load-balancer layer "
+    "(__main__.py passes deletion_protection for the prod environment).",
     resource_types=(LOAD_BALANCER,),
 )
 

@@ -192,8 +192,8 @@ non_root = Rule(
     summary="Containers run as a non-root user.",
     seed="seed 000 security objectives (hardened compute)",
     checks="",
-    remediation="Set user='1000:1000' (the image's unprivileged user) in each container definition of the service "
-    "layer.",
+    remediation="Run every container as the image's unprivileged user: APP_USER in components/workloads.py "
+    "(10001:10001, the user app/Dockerfile creates) reaches each container definition through ContainerSpec.user.",
     resource_types=(TASK_DEFINITION,),
 )
 
