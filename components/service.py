@@ -23,6 +23,7 @@ CONTAINER_HEALTH_START_PERIOD_SECONDS = 60
 CONTAINER_HEALTH_INTERVAL_SECONDS, CONTAINER_HEALTH_TIMEOUT_SECONDS, CONTAINER_HEALTH_RETRIES = 15, 5, 3
 LOAD_BALANCER_GRACE_SECONDS = 60
 TMP_VOLUME = "tmp"
+COLLECTOR, INIT = "otel-collector", "init"
 IMAGE_PLATFORM = "linux/amd64"
 EXECUTION_ROLE_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
 LOAD_BALANCER_INFRASTRUCTURE_POLICY = "arn:aws:iam::aws:policy/AmazonECSInfrastructureRolePolicyForLoadBalancers"
@@ -49,6 +50,10 @@ class ContainerSpec:
     # Environment name -> Secrets Manager ARN (optionally `arn:json-key::`); ECS injects the value.
     secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     image_target: str | None = None
+    # Runs to completion in each task before the app starts (e.g. migrations).
+    init_command: Sequence[str] | None = None
+    # More long-running processes of the same image in the same task: name -> command (e.g. the relay).
+    companions: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -355,24 +360,10 @@ class FargateService(pulumi.ComponentResource):
 
     def _task_definition(self) -> aws.ecs.TaskDefinition:
         args, container = self._args, self._args.container
-        log_options = {
-            "awslogs-group": args.log_group_name,
-            "awslogs-region": args.account.region,
-            "mode": "non-blocking",
-        }
-        app: dict[str, object] = {
-            "name": args.service,
-            "image": self.image_uri,
-            "essential": True,
-            "command": list(container.command),
-            "user": container.user,
-            "readonlyRootFilesystem": True,
-            "privileged": False,
+        app = {
+            **self._container(args.service, self.image_uri, container.command, app_settings=True),
             "stopTimeout": container.stop_timeout_seconds,
-            "environment": [{"name": key, "value": value} for key, value in sorted(container.environment.items())],
-            "secrets": [{"name": key, "valueFrom": value} for key, value in sorted(container.secrets.items())],
-            "mountPoints": [{"sourceVolume": TMP_VOLUME, "containerPath": "/tmp", "readOnly": False}],  # noqa: S108
-            "linuxParameters": {"initProcessEnabled": True},
+            "linuxParameters": {"initProcessEnabled": True},  # ECS Exec, and signals reach the app
             "healthCheck": {
                 "command": list(container.health_check_command),
                 "startPeriod": CONTAINER_HEALTH_START_PERIOD_SECONDS,
@@ -380,30 +371,32 @@ class FargateService(pulumi.ComponentResource):
                 "timeout": CONTAINER_HEALTH_TIMEOUT_SECONDS,
                 "retries": CONTAINER_HEALTH_RETRIES,
             },
-            "logConfiguration": {
-                "logDriver": "awslogs",
-                "options": {**log_options, "awslogs-stream-prefix": args.service},
-            },
-            "dependsOn": [{"containerName": "otel-collector", "condition": "START"}],
+            "dependsOn": [
+                {"containerName": COLLECTOR, "condition": "START"},
+                *([{"containerName": INIT, "condition": "SUCCESS"}] if container.init_command else []),
+            ],
         }
         if container.port is not None:
             app["portMappings"] = [{"containerPort": container.port, "protocol": "tcp"}]
         collector = {
-            "name": "otel-collector",
-            "image": ADOT_IMAGE,
-            "essential": False,
-            "command": [ADOT_CONFIG],
-            "user": container.user,
-            "readonlyRootFilesystem": True,
-            "privileged": False,
+            **self._container(COLLECTOR, ADOT_IMAGE, [ADOT_CONFIG], essential=False),
             "cpu": ADOT_CPU,
             "memoryReservation": ADOT_MEMORY_RESERVATION,
-            "mountPoints": [{"sourceVolume": TMP_VOLUME, "containerPath": "/tmp", "readOnly": False}],  # noqa: S108
-            "logConfiguration": {
-                "logDriver": "awslogs",
-                "options": {**log_options, "awslogs-stream-prefix": "otel"},
-            },
         }
+        definitions = [app, collector]
+        if container.init_command:
+            # Runs to completion before the app starts (migrations are safe to run from many tasks at once).
+            definitions.append(
+                self._container(INIT, self.image_uri, container.init_command, app_settings=True, essential=False)
+            )
+        for companion, command in sorted(container.companions.items()):
+            definitions.append(
+                {
+                    **self._container(companion, self.image_uri, command, app_settings=True),
+                    "stopTimeout": container.stop_timeout_seconds,
+                    "dependsOn": [{"containerName": COLLECTOR, "condition": "START"}],
+                }
+            )
         return aws.ecs.TaskDefinition(
             f"{self._name}-task",
             family=args.naming.name(args.service),
@@ -417,10 +410,45 @@ class FargateService(pulumi.ComponentResource):
             execution_role_arn=self.execution_role.arn,
             task_role_arn=self.task_role.arn,
             volumes=[aws.ecs.TaskDefinitionVolumeArgs(name=TMP_VOLUME)],
-            container_definitions=pulumi.Output.json_dumps([app, collector]),
+            container_definitions=pulumi.Output.json_dumps(definitions),
             tags=args.naming.tags(args.service, "task"),
             opts=child_options(self),
         )
+
+    def _container(
+        self,
+        name: str,
+        image: pulumi.Input[str],
+        command: Sequence[str],
+        *,
+        app_settings: bool = False,
+        essential: bool = True,
+    ) -> dict[str, object]:
+        """A container as every one of this task runs: non-root, read-only root, /tmp writable, logged."""
+        args, container = self._args, self._args.container
+        definition: dict[str, object] = {
+            "name": name,
+            "image": image,
+            "essential": essential,
+            "command": list(command),
+            "user": container.user,
+            "readonlyRootFilesystem": True,
+            "privileged": False,
+            "mountPoints": [{"sourceVolume": TMP_VOLUME, "containerPath": "/tmp", "readOnly": False}],  # noqa: S108
+            "logConfiguration": {
+                "logDriver": "awslogs",
+                "options": {
+                    "awslogs-group": args.log_group_name,
+                    "awslogs-region": args.account.region,
+                    "awslogs-stream-prefix": name,
+                    "mode": "non-blocking",
+                },
+            },
+        }
+        if app_settings:
+            definition["environment"] = [{"name": k, "value": v} for k, v in sorted(container.environment.items())]
+            definition["secrets"] = [{"name": k, "valueFrom": v} for k, v in sorted(container.secrets.items())]
+        return definition
 
     def _service(self) -> aws.ecs.Service:
         args, config = self._args, self._args.config

@@ -90,6 +90,8 @@ def api_container(config: PlatformConfig, prefix: str, data: DataEndpoints) -> C
         stop_timeout_seconds=contract.STOP_TIMEOUT_SECONDS,
         user=APP_USER,
         port=contract.API_PORT,
+        # Each task migrates first: migrations are versioned and safe to run from many tasks at once.
+        init_command=contract.MIGRATE_COMMAND,
         environment={
             **_shared_settings(config, prefix, "api", data),
             contract.CORS_ORIGINS: ",".join(origins),
@@ -103,6 +105,8 @@ def api_container(config: PlatformConfig, prefix: str, data: DataEndpoints) -> C
 def worker_container(config: PlatformConfig, prefix: str, data: DataEndpoints) -> ContainerSpec:
     return ContainerSpec(
         command=contract.WORKER_COMMAND,
+        # The outbox relay rides with the worker: `FOR UPDATE SKIP LOCKED` lets every task run one.
+        companions={"relay": contract.RELAY_COMMAND},
         # The worker serves no HTTP: its health is that the process is up.
         health_check_command=("CMD", "python", "-c", "import sys; sys.exit(0)"),
         stop_timeout_seconds=contract.STOP_TIMEOUT_SECONDS,

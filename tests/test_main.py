@@ -140,3 +140,13 @@ def test_outputs_name_the_site_and_hold_no_secret(plan: Plan) -> None:
     assert outputs["distribution_domain_name"].endswith(".cloudfront.net")
     assert outputs["service_names"] == {"api": "api", "worker": "worker"}
     assert SECRET_MASK not in json.dumps(outputs)
+
+
+def test_api_tasks_migrate_first_and_worker_tasks_run_the_outbox_relay(plan: Plan) -> None:
+    by_name_in_task = {c["name"]: c for c in containers(plan)}
+    init, api = by_name_in_task["init"], by_name_in_task["api"]
+    assert init["command"] == list(contract.MIGRATE_COMMAND) and init["essential"] is False
+    assert {"containerName": "init", "condition": "SUCCESS"} in api["dependsOn"]
+    relay = by_name_in_task["relay"]
+    assert relay["command"] == list(contract.RELAY_COMMAND) and relay["essential"] is True
+    assert relay["environment"] == by_name_in_task["worker"]["environment"]
