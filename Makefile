@@ -8,7 +8,7 @@ endif
 # Bytecode compiled once at install: pulumi-aws is large, and this machine sets PYTHONDONTWRITEBYTECODE.
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: setup plan test lint bench schema
+.PHONY: setup plan test lint bench schema local
 
 setup: .venv/.synced
 
@@ -33,3 +33,6 @@ bench: setup
 
 schema: setup  ## regenerate the editor schema of the stack files
 	.venv/bin/platformctl schema -o schema/stack-config.schema.json
+
+local: setup  ## the bundled app locally: moto, queues, migrations, API, relay, worker, stub (Ctrl-C stops all)
+	.venv/bin/platformctl local up

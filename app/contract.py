@@ -30,6 +30,8 @@ SESSION_TTL_SECONDS: Final = 900
 CONFIG_CACHE_TTL_SECONDS: Final = 3600
 IDEMPOTENCY_KEY_TTL_SECONDS: Final = 24 * 3600
 OUTBOX_BATCH_SIZE: Final = 10
+# Receives before SQS moves a message to its DLQ (the stack's default `maxReceiveCount`).
+MAX_RECEIVE_COUNT: Final = 3
 
 # Container commands (exec form). The image's entry point is gunicorn; the other commands override it.
 API_COMMAND: Final[tuple[str, ...]] = (
@@ -40,7 +42,7 @@ API_COMMAND: Final[tuple[str, ...]] = (
 )
 MIGRATE_COMMAND: Final[tuple[str, ...]] = ("app", "migrate")
 RELAY_COMMAND: Final[tuple[str, ...]] = ("app", "relay")
-WORKER_COMMAND: Final[tuple[str, ...]] = ("app", "worker")  # placeholder: the worker lands in the next issue
+WORKER_COMMAND: Final[tuple[str, ...]] = ("app", "worker")
 HEALTHCHECK_COMMAND: Final[tuple[str, ...]] = (
     "CMD",
     "python",
@@ -88,6 +90,14 @@ METRICS_NAMESPACE: Final = "METRICS_NAMESPACE"
 WEB_CONCURRENCY: Final = "WEB_CONCURRENCY"
 GUNICORN_THREADS: Final = "GUNICORN_THREADS"
 PORT: Final = "PORT"
+# The worker (`app worker`, `app dlq redrive`).
+NOTIFICATION_URL: Final = "NOTIFICATION_URL"
+NOTIFICATION_API_KEY: Final = "NOTIFICATION_API_KEY"
+DEAD_LETTER_QUEUE_URL: Final = "DEAD_LETTER_QUEUE_URL"
+WORKER_IN_FLIGHT: Final = "WORKER_IN_FLIGHT"
+WORKER_POLL_SECONDS: Final = "WORKER_POLL_SECONDS"
+WORKER_RETRY_BASE_SECONDS: Final = "WORKER_RETRY_BASE_SECONDS"
+JOB_TIMEOUT_SECONDS: Final = "JOB_TIMEOUT_SECONDS"
 
 SETTINGS: Final[tuple[Setting, ...]] = (
     Setting(DB_WRITER_HOST, False, "Writer endpoint (RDS Proxy / Aurora cluster endpoint)", True),
@@ -121,6 +131,15 @@ SETTINGS: Final[tuple[Setting, ...]] = (
     Setting(WEB_CONCURRENCY, False, "Gunicorn worker processes"),
     Setting(GUNICORN_THREADS, False, "Threads per gunicorn worker"),
     Setting(PORT, False, "Listen port (8080)"),
+    Setting(NOTIFICATION_URL, False, "Worker: the notification provider's HTTP endpoint (POST); empty: none"),
+    Setting(NOTIFICATION_API_KEY, True, "Worker: the notification provider's API key (Secrets Manager)"),
+    Setting(
+        DEAD_LETTER_QUEUE_URL, False, "Worker: the DLQ's URL for `app dlq redrive`; default: from the redrive policy"
+    ),
+    Setting(WORKER_IN_FLIGHT, False, "Worker: messages processed at once (20)"),
+    Setting(WORKER_POLL_SECONDS, False, "Worker: SQS long-poll wait (20; 0-20)"),
+    Setting(WORKER_RETRY_BASE_SECONDS, False, "Worker: first retry delay of a failed message, doubled per receive"),
+    Setting(JOB_TIMEOUT_SECONDS, False, "Worker: longest a message may take; visibility is extended up to it (90)"),
 )
 
 SETTING_NAMES: Final[frozenset[str]] = frozenset(s.name for s in SETTINGS)

@@ -249,5 +249,55 @@ def _print_counts(result: Plan) -> None:
     out.print(f"plan: stack={result.stack} resources={sum(counts.values())} outputs={len(result.outputs)}")
 
 
+local_cli = typer.Typer(help="The bundled app on this machine (moto, PostgreSQL, Redis).", no_args_is_help=True)
+cli.add_typer(local_cli, name="local")
+
+
+@local_cli.command("up")
+def local_up(
+    api_port: Annotated[int, typer.Option(min=1, max=65535, help="The API's port.")] = 8080,
+    moto_port: Annotated[int, typer.Option(min=1, max=65535, help="moto's server port.")] = 5055,
+    notifier_port: Annotated[int, typer.Option(min=1, max=65535, help="The notification stub's port.")] = 8025,
+    db_name: Annotated[str, typer.Option(help="The local PostgreSQL database (created if missing).")] = "app",
+) -> None:
+    """Start moto, the queues, migrations, a seeded catalog, the API, relay, worker and stub; Ctrl-C stops all."""
+    from platformctl.local import LocalConfig, LocalError, LocalRuntime, run_until_signalled  # noqa: PLC0415
+
+    config = LocalConfig(api_port=api_port, moto_port=moto_port, notifier_port=notifier_port, db_name=db_name)
+    try:
+        code = run_until_signalled(LocalRuntime(config, echo=lambda line: out.print(line, markup=False)))
+    except LocalError as error:
+        err.print(f"platformctl local up: {error}", markup=False)
+        raise typer.Exit(EXIT_INVALID) from None
+    raise typer.Exit(code)
+
+
+@local_cli.command("status")
+def local_status() -> None:
+    """What `local up` runs, and the queue depths."""
+    from platformctl.local import pid_alive, queue_depths, read_state  # noqa: PLC0415
+
+    state = read_state()
+    if state is None:
+        out.print("local runtime: not running", markup=False)
+        raise typer.Exit(EXIT_FAILED)
+    table = Table(title="local runtime", title_justify="left")
+    table.add_column("process")
+    table.add_column("pid", justify="right")
+    table.add_column("state")
+    for name, pid in state.pids.items():
+        table.add_row(name, str(pid), "running" if pid_alive(pid) else "exited")
+    out.print(table)
+    for name, url in state.urls.items():
+        out.print(f"{name:>18}: {url}", markup=False)
+    try:
+        depths = queue_depths(state.env)
+    except Exception as error:  # noqa: BLE001 - moto down is a status, not a traceback
+        out.print(f"queues: unavailable ({type(error).__name__})", markup=False)
+        raise typer.Exit(EXIT_FAILED) from None
+    for queue, d in depths.items():
+        out.print(f"{queue}: visible={d['visible']} in_flight={d['in_flight']} delayed={d['delayed']}", markup=False)
+
+
 def main() -> None:
     cli()

@@ -1,0 +1,166 @@
+"""Redis: the client, cache-aside helpers guarded by the Redis breaker, and the config cache.
+
+When Redis is down (or its breaker is open) cache reads are misses and cache writes are skipped, so reads
+come from the database and the API stays up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import redis
+import structlog
+
+from app import contract
+from app.resilience import CircuitBreaker, CircuitOpenError
+
+if TYPE_CHECKING:
+    from app.settings import Settings
+
+log = structlog.get_logger("app.cache")
+REDIS_ERRORS: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
+
+
+def redis_client(settings: Settings) -> redis.Redis:
+    url = settings.redis_url
+    if settings.redis_tls and url.startswith("redis://"):
+        url = "rediss://" + url.removeprefix("redis://")
+    password = settings.redis_auth_token.get_secret_value() or None
+    return redis.Redis.from_url(
+        url,
+        password=password,
+        socket_timeout=settings.redis_timeout,
+        socket_connect_timeout=settings.redis_timeout,
+        health_check_interval=30,
+        max_connections=64,
+    )
+
+
+class Cache:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.prefix = settings.redis_key_prefix
+        self.client = redis_client(settings)
+        # Process-local: the state of Redis's own breaker cannot live in Redis.
+        self.breaker = CircuitBreaker("redis", settings, None, REDIS_ERRORS)
+
+    def key(self, *parts: object) -> str:
+        return self.prefix + ":".join(str(p) for p in parts)
+
+    def available_client(self) -> redis.Redis | None:
+        """The client, or None while Redis's breaker is open (used as the shared breaker store)."""
+        return None if self.breaker.state == "open" else self.client
+
+    def call(self, fn: Callable[[redis.Redis], Any]) -> Any:
+        """Run one Redis command through the breaker; raises CircuitOpenError or a Redis error."""
+        return self.breaker.call(lambda: fn(self.client))
+
+    def get_json(self, key: str) -> tuple[bool, Any]:
+        """(hit, value); a miss when Redis is unavailable."""
+        try:
+            raw = self.call(lambda r: r.get(key))
+        except (CircuitOpenError, *REDIS_ERRORS):
+            return False, None
+        if raw is None:
+            return False, None
+        return True, json.loads(raw)
+
+    def get_raw(self, key: str) -> bytes | None:
+        """The cached bytes, or None on a miss or when Redis is unavailable."""
+        try:
+            return self.call(lambda r: r.get(key))  # type: ignore[no-any-return]
+        except (CircuitOpenError, *REDIS_ERRORS):
+            return None
+
+    def set_json(self, key: str, value: Any, ttl: int) -> None:
+        try:
+            self.call(lambda r: r.set(key, json.dumps(value, separators=(",", ":")), ex=ttl))
+        except (CircuitOpenError, *REDIS_ERRORS):
+            log.info("cache_set_skipped", key=key)
+
+    def delete(self, *keys: str) -> None:
+        try:
+            self.call(lambda r: r.delete(*keys))
+        except (CircuitOpenError, *REDIS_ERRORS):
+            # The entry will expire by TTL; logged so the stale window is visible.
+            log.warning("cache_invalidation_failed", keys=list(keys))
+
+    def ping(self) -> None:
+        self.client.ping()
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class ConfigCache:
+    """Config and feature flags held in process memory for an hour, dropped on every task via pub/sub."""
+
+    def __init__(self, cache: Cache, loader: Callable[[], dict[str, Any]]) -> None:
+        self._cache = cache
+        self._loader = loader
+        self._lock = threading.Lock()
+        self._value: dict[str, Any] | None = None
+        self._expires = 0.0
+        self._pid = 0
+        self._retry_at = 0.0
+        self._thread: Any = None
+        self.channel = cache.key("config-invalidate")
+
+    def _ensure_subscriber(self) -> None:
+        if self._pid == os.getpid() or time.monotonic() < self._retry_at:
+            return
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            self._pid = os.getpid()  # threads do not survive gunicorn's fork: start one per process
+
+            def on_error(exc: BaseException, ps: Any, _thread: Any) -> None:
+                # Messages may have been missed while disconnected: drop the local copy to be safe.
+                self.invalidate_local()
+                log.info("config_subscriber_error", error=type(exc).__name__)
+                time.sleep(1.0)
+
+            try:
+                if self._cache.available_client() is None:
+                    raise redis.ConnectionError("redis breaker open")
+                pubsub = self._cache.client.pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(**{self.channel: lambda _msg: self.invalidate_local()})
+                self._thread = pubsub.run_in_thread(sleep_time=1.0, daemon=True, exception_handler=on_error)
+            except REDIS_ERRORS:
+                self._pid, self._retry_at = 0, time.monotonic() + 5.0  # retry later; the TTL bounds staleness
+                self._value = None
+                log.info("config_subscriber_unavailable")
+
+    def invalidate_local(self) -> None:
+        with self._lock:
+            self._value = None
+
+    def get(self) -> dict[str, Any]:
+        self._ensure_subscriber()
+        now = time.monotonic()
+        with self._lock:
+            if self._value is not None and now < self._expires:
+                return self._value
+        value = self._loader()
+        subscribed = self._pid == os.getpid()
+        # Without a live subscription nobody would tell us about changes: keep the copy only briefly.
+        ttl = contract.CONFIG_CACHE_TTL_SECONDS if subscribed else 5.0
+        with self._lock:
+            self._value, self._expires = value, now + ttl
+        return value
+
+    def publish_invalidation(self) -> None:
+        self.invalidate_local()
+        try:
+            self._cache.call(lambda r: r.publish(self.channel, "1"))
+        except (CircuitOpenError, *REDIS_ERRORS):
+            log.warning("config_invalidation_not_published")
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._thread.stop()

@@ -1,0 +1,141 @@
+"""`app` console script: a command group (migrate, relay, serve, worker, dlq redrive)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from app import contract
+
+if TYPE_CHECKING:
+    from app.settings import Settings
+
+cli = typer.Typer(help="The bundled API's commands.", no_args_is_help=True, add_completion=False)
+
+
+@cli.command()
+def migrate() -> None:
+    """Apply pending SQL migrations (safe to run twice and from two tasks at once)."""
+    from app.data import migrate as run  # noqa: PLC0415
+    from app.observability import configure_logging  # noqa: PLC0415
+    from app.settings import load_settings  # noqa: PLC0415
+
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    applied = run(settings)
+    typer.echo(f"migrations applied: {len(applied)}")
+
+
+@cli.command()
+def relay() -> None:
+    """Publish outbox rows to SQS until SIGTERM/SIGINT."""
+    from app.observability import configure_logging, configure_tracing  # noqa: PLC0415
+    from app.outbox import Relay  # noqa: PLC0415
+    from app.settings import load_settings  # noqa: PLC0415
+
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    configure_tracing(settings)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    Relay(settings, stop).run()
+
+
+@cli.command()
+def serve(
+    bind: Annotated[str, typer.Option(help="host:port")] = f"0.0.0.0:{contract.API_PORT}",
+) -> None:
+    """Run the API under gunicorn (the container's default command)."""
+    args = [*contract.API_COMMAND[:-1], "--bind", bind, contract.API_COMMAND[-1]]
+    os.execvp(args[0], args)  # noqa: S606
+
+
+@cli.command()
+def worker() -> None:
+    """Consume the order queue until SIGTERM/SIGINT, then drain and exit within the stop timeout."""
+    from app.observability import configure_logging, configure_tracing  # noqa: PLC0415
+    from app.worker import Worker  # noqa: PLC0415
+
+    settings = _settings_or_exit()
+    configure_logging(settings.log_level)
+    configure_tracing(settings)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        consumer = Worker(settings, stop)
+    except ValueError as exc:
+        typer.echo(f"app worker: {exc}", err=True)
+        raise typer.Exit(2) from None
+    consumer.run()
+
+
+dlq = typer.Typer(help="The dead-letter queue.", no_args_is_help=True)
+cli.add_typer(dlq, name="dlq")
+
+
+@dlq.command()
+def redrive(
+    rate: Annotated[float, typer.Option(min=0.1, max=3000, help="Messages per second at most.")] = 10.0,
+    event_type: Annotated[
+        str | None, typer.Option("--type", help="Only messages of this event type (e.g. order.placed).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Move at most this many messages.")] = None,
+) -> None:
+    """Move dead-lettered messages back to the source queue once a fix is out (rate-limited, with progress)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn  # noqa: PLC0415
+
+    from app import aws  # noqa: PLC0415
+    from app.dlq import RedriveError, approximate_depth, dead_letter_queue_url  # noqa: PLC0415
+    from app.dlq import redrive as run  # noqa: PLC0415
+    from app.observability import configure_logging  # noqa: PLC0415
+
+    settings = _settings_or_exit()
+    configure_logging("WARNING")
+    try:
+        depth = approximate_depth(
+            aws.client("sqs", settings), dead_letter_queue_url(settings, aws.client("sqs", settings))
+        )
+        with Progress(
+            TextColumn("redrive"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}")
+        ) as bar:
+            task = bar.add_task("", total=min(depth, limit) if limit else depth)
+            report = run(
+                settings,
+                rate=rate,
+                event_type=event_type,
+                limit=limit,
+                on_progress=lambda r: bar.update(task, completed=r.moved, description=f"skipped {r.skipped}"),
+            )
+    except RedriveError as exc:
+        typer.echo(f"app dlq redrive: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"moved {report.moved} skipped {report.skipped} failed {report.failed} by type {report.by_type}")
+    if report.failed:
+        raise typer.Exit(1)
+
+
+def _settings_or_exit() -> Settings:
+    from pydantic import ValidationError  # noqa: PLC0415
+
+    from app.settings import load_settings  # noqa: PLC0415
+
+    try:
+        return load_settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            typer.echo(f"invalid setting {'.'.join(str(p) for p in error['loc'])}: {error['msg']}", err=True)
+        raise typer.Exit(2) from None
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""PostgreSQL access: a writer pool and a reader pool (psycopg 3 + psycopg_pool), migrations.
+
+Reads that need no fresh data go to the reader through its breaker; when the reader is down (or its
+breaker is open) they go to the writer. Parameterised SQL only.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import psycopg
+import structlog
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from app.resilience import CircuitBreaker, CircuitOpenError, retrying
+
+if TYPE_CHECKING:
+    import redis
+
+    from app.settings import Settings
+
+log = structlog.get_logger("app.data")
+T = TypeVar("T")
+DB_ERRORS: tuple[type[BaseException], ...] = (psycopg.OperationalError, PoolTimeout)
+MIGRATION_LOCK_ID = 7_001_001
+
+
+class Database:
+    def __init__(self, settings: Settings, redis_client: Callable[[], redis.Redis | None] | None = None) -> None:
+        self.settings = settings
+        self.writer = self._pool("writer", settings.db_writer_host)
+        self.reader = self._pool("reader", settings.db_reader_host) if settings.db_reader_host else None
+        self.reader_breaker = CircuitBreaker("db-reader", settings, redis_client, DB_ERRORS)
+
+    def _pool(self, name: str, host: str) -> ConnectionPool:
+        return ConnectionPool(
+            kwargs={**self.settings.conninfo(host), "autocommit": False},
+            min_size=1,
+            max_size=self.settings.db_pool_max,
+            timeout=self.settings.outbound_timeout,
+            name=name,
+            open=False,
+            check=ConnectionPool.check_connection,
+            reconnect_timeout=60,
+        )
+
+    def open(self) -> None:
+        self.writer.open(wait=False)
+        if self.reader is not None:
+            self.reader.open(wait=False)
+
+    def close(self) -> None:
+        self.writer.close()
+        if self.reader is not None:
+            self.reader.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:
+        """A writer transaction: committed on success, rolled back on error."""
+        with self.writer.connection() as conn:
+            conn.row_factory = dict_row  # type: ignore[assignment]
+            yield conn  # type: ignore[misc]
+
+    def read(self, fn: Callable[[psycopg.Connection[dict[str, Any]]], T], *, fresh: bool = False) -> T:
+        """Run an idempotent read: on the reader unless `fresh`, falling back to the writer; retried."""
+
+        def on(pool: ConnectionPool) -> T:
+            with pool.connection() as conn:
+                conn.row_factory = dict_row  # type: ignore[assignment]
+                return fn(conn)  # type: ignore[arg-type]
+
+        if not fresh and self.reader is not None:
+            reader = self.reader
+            try:
+                return self.reader_breaker.call(lambda: on(reader))
+            except (CircuitOpenError, *DB_ERRORS) as exc:
+                log.info("reader_fallback_to_writer", reason=type(exc).__name__)
+        for attempt in retrying(DB_ERRORS, attempts=3):
+            with attempt:
+                return on(self.writer)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def ping(self, *, reader: bool = False) -> None:
+        pool = self.reader if reader and self.reader is not None else self.writer
+        with pool.connection(timeout=self.settings.outbound_timeout) as conn:
+            conn.execute("SELECT 1")
+
+
+def migrations() -> list[tuple[str, str]]:
+    files = importlib.resources.files("app.migrations")
+    return sorted((f.name, f.read_text()) for f in files.iterdir() if f.name.endswith(".sql"))
+
+
+def migrate(settings: Settings) -> list[str]:
+    """Apply pending migrations in order; safe to run twice and from several tasks at once."""
+    applied: list[str] = []
+    with psycopg.connect(**settings.conninfo(settings.db_writer_host), autocommit=True) as conn:  # type: ignore[arg-type]
+        conn.execute("SET statement_timeout = 0")  # migrations may legitimately run longer than a request
+        conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_ID,))
+        try:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations"
+                " (version TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+            )
+            done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations").fetchall()}
+            for version, sql in migrations():
+                if version in done:
+                    continue
+                with conn.transaction():
+                    conn.execute(sql.encode())  # type: ignore[call-overload]
+                    conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
+                applied.append(version)
+                log.info("migration_applied", version=version)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_ID,))
+    return applied

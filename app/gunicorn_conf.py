@@ -1,0 +1,23 @@
+"""Gunicorn configuration (`--config python:app.gunicorn_conf`): graceful shutdown under the ECS stop timeout."""
+
+from __future__ import annotations
+
+import os
+
+from app import contract
+
+bind = f"0.0.0.0:{os.environ.get(contract.PORT, contract.API_PORT)}"
+workers = int(os.environ.get(contract.WEB_CONCURRENCY, "2"))
+worker_class = "gthread"
+threads = int(os.environ.get(contract.GUNICORN_THREADS, "8"))
+# SIGTERM: stop accepting, finish in-flight requests within graceful_timeout (< the task's stop timeout).
+graceful_timeout = contract.GRACEFUL_TIMEOUT_SECONDS
+timeout = 30
+keepalive = contract.KEEPALIVE_SECONDS
+# Read-only root filesystem: heartbeat files in the writable /tmp, no control socket.
+worker_tmp_dir = os.environ.get("TMPDIR", "/tmp")  # noqa: S108
+control_socket_disable = True
+accesslog = None  # the app logs each request as a JSON/EMF line
+errorlog = "-"
+forwarded_allow_ips = "*"  # the task only receives traffic from the ALB; the app trusts TRUSTED_PROXY_HOPS hops
+max_requests = 0

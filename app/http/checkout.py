@@ -1,0 +1,54 @@
+"""Checkout: idempotent order placement and read-your-writes order reads."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from flask import Blueprint, Response, jsonify, request
+
+from app.checkout import IDEMPOTENCY_KEY, OrderIn
+from app.http.util import json_body, services
+from app.observability import correlation_id
+from app.problems import Problem
+
+bp = Blueprint("checkout", __name__)
+_KEY = re.compile(IDEMPOTENCY_KEY)
+
+
+@bp.post("/api/checkout/orders")
+def place_order() -> tuple[Response, int]:
+    key = request.headers.get("Idempotency-Key", "")
+    if not _KEY.match(key):
+        message = "required" if not key else "must be 1-255 visible ASCII characters"
+        raise Problem(
+            400,
+            "Invalid request",
+            f"'Idempotency-Key' header: {message}",
+            errors=[{"field": "Idempotency-Key", "in": "header", "message": message}],
+            kind="idempotency-key",
+        )
+    order = json_body(OrderIn)
+    outcome = services().checkout.place("checkout", key, order, correlation_id.get())
+    if outcome.status >= 400:
+        problem = Problem(
+            outcome.status,
+            outcome.body.get("title", "Error"),
+            outcome.body.get("detail"),
+            errors=outcome.body.get("errors"),
+        )
+        resp = problem.response()
+    else:
+        resp = jsonify(outcome.body)
+        resp.headers["Location"] = f"/api/checkout/orders/{outcome.body['id']}"
+    if outcome.replayed:
+        resp.headers["Idempotent-Replayed"] = "true"
+    return resp, outcome.status
+
+
+@bp.get("/api/checkout/orders/<uuid:order_id>")
+def get_order(order_id: uuid.UUID) -> Response:
+    order = services().checkout.get(order_id)
+    if order is None:
+        raise Problem(404, "Not found", f"'id' in path: order {order_id} does not exist", kind="not-found")
+    return jsonify(order)

@@ -1,0 +1,60 @@
+"""Error handlers: every error is an RFC 9457 problem document; never a traceback."""
+
+from __future__ import annotations
+
+import psycopg
+import structlog
+from flask import Flask, Response, request
+from psycopg_pool import PoolTimeout
+from werkzeug.exceptions import HTTPException
+
+from app import contract
+from app.cache import REDIS_ERRORS
+from app.problems import Problem
+from app.resilience import CircuitOpenError
+
+log = structlog.get_logger("app.http")
+
+
+def _unavailable(detail: str) -> Response:
+    return Problem(503, "Dependency unavailable", detail, headers={"Retry-After": "5"}, kind="unavailable").response(
+        request.path
+    )
+
+
+def install(app: Flask) -> None:
+    @app.errorhandler(Problem)
+    def on_problem(problem: Problem) -> Response:
+        return problem.response(request.path)
+
+    @app.errorhandler(HTTPException)
+    def on_http(exc: HTTPException) -> Response:
+        code = exc.code or 500
+        detail = {
+            404: f"no resource at '{request.path}'",
+            405: f"method {request.method} is not allowed on '{request.path}'",
+            413: f"'body': larger than {contract.MAX_REQUEST_BYTES} bytes",
+        }.get(code, exc.description)
+        resp = Problem(code, exc.name, detail).response(request.path)
+        valid = getattr(exc, "valid_methods", None)
+        if code == 405 and valid:
+            resp.headers["Allow"] = ", ".join(valid)
+        return resp
+
+    @app.errorhandler(CircuitOpenError)
+    def on_open(exc: CircuitOpenError) -> Response:
+        return _unavailable(f"{exc.name} is unavailable")
+
+    @app.errorhandler(Exception)
+    def on_error(exc: Exception) -> Response:
+        if isinstance(exc, psycopg.DataError):
+            # Safety net: input the validators let through but PostgreSQL refuses is still the client's error.
+            log.warning("data_error", error=type(exc).__name__)
+            return Problem(422, "Invalid value", "a value in the request cannot be stored", kind="validation").response(
+                request.path
+            )
+        if isinstance(exc, (*REDIS_ERRORS, psycopg.OperationalError, PoolTimeout)):
+            log.warning("dependency_error", error=type(exc).__name__)
+            return _unavailable("a backing service is unavailable")
+        log.exception("unhandled_error")
+        return Problem(500, "Internal error", "an unexpected error occurred; see logs by X-Request-Id").response()

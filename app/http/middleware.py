@@ -1,0 +1,109 @@
+"""Per-request middleware: correlation id, rate limit (+ cache prefetch), media type, CORS, headers, metrics."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Flask, Response, g, request
+
+from app import contract
+from app.observability import correlation_id, emf_record, pick_correlation_id, write_request_record
+from app.problems import Problem
+from app.services import Services
+from app.settings import Settings
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    "Strict-Transport-Security": "max-age=31536000; includeSubDomains",
+    "Cross-Origin-Resource-Policy": "same-site",
+}
+CORS_ALLOW_HEADERS = "Authorization, Content-Type, Idempotency-Key, X-Request-Id"
+CORS_EXPOSE_HEADERS = "X-Request-Id, Retry-After, Idempotent-Replayed, Location"
+EXEMPT = (contract.HEALTH_LIVE_PATH, contract.HEALTH_READY_PATH)
+BODY_METHODS = ("POST", "PUT", "PATCH")
+
+
+class StaticHeaders:
+    """WSGI wrapper adding the security headers to every response (errors included) at list-append cost."""
+
+    def __init__(self, app: Any, headers: dict[str, str]) -> None:
+        self.app = app
+        self.headers = list(headers.items())
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            return start_response(status, headers + self.headers, exc_info)
+
+        return self.app(environ, start)
+
+
+def _preflight(origins: frozenset[str]) -> Response:
+    resp = Response(status=204)
+    if request.headers.get("Origin") in origins:
+        resp.headers["Access-Control-Allow-Methods"] = "GET, POST, PUT, DELETE"
+        resp.headers["Access-Control-Allow-Headers"] = CORS_ALLOW_HEADERS
+        resp.headers["Access-Control-Max-Age"] = "600"
+    return resp
+
+
+def install(app: Flask, settings: Settings, services: Services) -> None:
+    app.wsgi_app = StaticHeaders(app.wsgi_app, SECURITY_HEADERS)  # type: ignore[method-assign]
+    origins = settings.cors_origin_list
+    limiter, catalog = services.limiter, services.catalog
+
+    @app.before_request
+    def before() -> Response | None:
+        g.start = time.perf_counter()
+        cid = pick_correlation_id(request.headers.get("X-Request-Id"), request.headers.get("traceparent"))
+        correlation_id.set(cid)  # every log line of the request carries it (see observability._add_correlation)
+        if request.method == "OPTIONS" and request.headers.get("Access-Control-Request-Method"):
+            return _preflight(origins)
+        if request.path in EXEMPT:
+            return None
+        # One Redis round trip: the token bucket, plus the cache entry a product read is about to need.
+        prefetch = None
+        if request.endpoint == "catalog.get_product" and request.view_args:
+            prefetch = catalog.cache_key(request.view_args["product_id"])
+        decision = limiter.check(request.remote_addr or "unknown", prefetch)
+        if not decision.allowed:
+            raise Problem(
+                429,
+                "Too many requests",
+                f"the limit is {decision.limit} requests per minute per client",
+                headers={"Retry-After": str(max(1, decision.retry_after))},
+                kind="rate-limited",
+            )
+        if decision.prefetch_done:
+            g.prefetched = decision.prefetched
+        has_body = request.method in BODY_METHODS and (request.content_length or request.data)
+        if has_body and request.mimetype != "application/json":
+            raise Problem(
+                415,
+                "Unsupported media type",
+                "'Content-Type' header: must be application/json",
+                kind="unsupported-media-type",
+            )
+        return None
+
+    @app.after_request
+    def after(resp: Response) -> Response:
+        headers = resp.headers
+        headers["X-Request-Id"] = correlation_id.get()
+        if "Cache-Control" not in headers:
+            headers["Cache-Control"] = "no-store"
+        origin = request.headers.get("Origin")
+        if origin and origin in origins:
+            headers["Access-Control-Allow-Origin"] = origin
+            headers["Access-Control-Expose-Headers"] = CORS_EXPOSE_HEADERS
+            headers.add("Vary", "Origin")
+        start = g.get("start")
+        if start is not None and request.path != contract.HEALTH_LIVE_PATH:
+            route = request.url_rule.rule if request.url_rule else "unmatched"
+            latency_ms = (time.perf_counter() - start) * 1000
+            record = emf_record(settings.metrics_namespace, route, request.method, resp.status_code, latency_ms)
+            write_request_record(record, request.path)
+        return resp

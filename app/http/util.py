@@ -1,0 +1,74 @@
+"""Request helpers shared by the blueprints: validated bodies and queries, the services, auth."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from flask import current_app, request
+from pydantic import BaseModel, ValidationError
+
+from app.problems import Problem, from_validation
+from app.services import Services
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def services() -> Services:
+    return current_app.extensions["services"]  # type: ignore[no-any-return]
+
+
+def json_body(model: type[M]) -> M:
+    data = request.get_json(silent=True)
+    if data is None:
+        raise Problem(400, "Malformed JSON", "'body': the request body is not valid JSON", kind="malformed-json")
+    if not isinstance(data, dict):
+        raise Problem(
+            422,
+            "Invalid request",
+            "'body': must be a JSON object",
+            errors=[{"field": "body", "in": "body", "message": "must be a JSON object"}],
+            kind="validation",
+        )
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise from_validation(exc, "body") from None
+
+
+def query_args(model: type[M]) -> M:
+    raw: dict[str, str] = {}
+    for name in request.args:
+        values = request.args.getlist(name)
+        if len(values) > 1:
+            raise Problem(
+                400,
+                "Invalid request",
+                f"'{name}' in query: given more than once",
+                errors=[{"field": name, "in": "query", "message": "given more than once"}],
+                kind="validation",
+            )
+        raw[name] = values[0]
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise from_validation(exc, "query") from None
+
+
+def bearer_token() -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Problem(
+            401,
+            "Unauthorized",
+            "'Authorization' header: a Bearer token is required",
+            headers={"WWW-Authenticate": "Bearer"},
+            kind="unauthorized",
+        )
+    return token.strip()
+
+
+def require_admin() -> None:
+    token = bearer_token()
+    if not services().admin_token.matches(token):
+        raise Problem(403, "Forbidden", "'Authorization' header: not an admin token", kind="forbidden")

@@ -1,0 +1,83 @@
+"""Every setting the app reads, from the environment, under the names in `app.contract`."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app import contract as c
+
+
+def _env(name: str) -> AliasChoices:
+    assert name in c.SETTING_NAMES, name
+    return AliasChoices(name)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(populate_by_name=True, extra="ignore", frozen=True)
+
+    db_writer_host: str = Field("127.0.0.1", validation_alias=_env(c.DB_WRITER_HOST))
+    db_reader_host: str = Field("", validation_alias=_env(c.DB_READER_HOST))
+    db_port: int = Field(5432, validation_alias=_env(c.DB_PORT))
+    db_name: str = Field("app", validation_alias=_env(c.DB_NAME))
+    db_user: str = Field("postgres", validation_alias=_env(c.DB_USER))
+    db_password: SecretStr = Field(SecretStr(""), validation_alias=_env(c.DB_PASSWORD))
+    db_sslmode: str = Field("prefer", validation_alias=_env(c.DB_SSLMODE))
+    db_pool_max: int = Field(10, ge=1, validation_alias=_env(c.DB_POOL_MAX))
+    redis_url: str = Field("redis://127.0.0.1:6379/0", validation_alias=_env(c.REDIS_URL))
+    redis_auth_token: SecretStr = Field(SecretStr(""), validation_alias=_env(c.REDIS_AUTH_TOKEN))
+    redis_tls: bool = Field(False, validation_alias=_env(c.REDIS_TLS))
+    redis_key_prefix: str = Field("app:", validation_alias=_env(c.REDIS_KEY_PREFIX))
+    queue_url: str = Field("", validation_alias=_env(c.QUEUE_URL))
+    aws_region: str = Field("us-east-1", validation_alias=_env(c.AWS_REGION))
+    aws_endpoint_url: str = Field("", validation_alias=_env(c.AWS_ENDPOINT_URL))
+    admin_token: SecretStr = Field(SecretStr(""), validation_alias=_env(c.ADMIN_TOKEN))
+    admin_token_secret_id: str = Field("", validation_alias=_env(c.ADMIN_TOKEN_SECRET_ID))
+    cors_origins: str = Field("", validation_alias=_env(c.CORS_ORIGINS))
+    trusted_proxy_hops: int = Field(0, ge=0, le=5, validation_alias=_env(c.TRUSTED_PROXY_HOPS))
+    rate_limit_per_minute: int = Field(600, ge=1, validation_alias=_env(c.RATE_LIMIT_PER_MINUTE))
+    otel_exporter_otlp_endpoint: str = Field("", validation_alias=_env(c.OTEL_EXPORTER_OTLP_ENDPOINT))
+    otel_service_name: str = Field("app-api", validation_alias=_env(c.OTEL_SERVICE_NAME))
+    log_level: str = Field("INFO", validation_alias=_env(c.LOG_LEVEL))
+    metrics_namespace: str = Field("App", validation_alias=_env(c.METRICS_NAMESPACE))
+    web_concurrency: int = Field(2, ge=1, validation_alias=_env(c.WEB_CONCURRENCY))
+    gunicorn_threads: int = Field(8, ge=1, validation_alias=_env(c.GUNICORN_THREADS))
+    port: int = Field(c.API_PORT, validation_alias=_env(c.PORT))
+    notification_url: str = Field("", validation_alias=_env(c.NOTIFICATION_URL))
+    notification_api_key: SecretStr = Field(SecretStr(""), validation_alias=_env(c.NOTIFICATION_API_KEY))
+    dead_letter_queue_url: str = Field("", validation_alias=_env(c.DEAD_LETTER_QUEUE_URL))
+    worker_in_flight: int = Field(20, ge=1, le=200, validation_alias=_env(c.WORKER_IN_FLIGHT))
+    worker_poll_seconds: int = Field(20, ge=0, le=20, validation_alias=_env(c.WORKER_POLL_SECONDS))
+    worker_retry_base_seconds: float = Field(5.0, ge=0, le=900, validation_alias=_env(c.WORKER_RETRY_BASE_SECONDS))
+    job_timeout_seconds: int = Field(90, ge=1, le=43200, validation_alias=_env(c.JOB_TIMEOUT_SECONDS))
+
+    # Not environment-driven: tuning knobs tests may override when constructing Settings directly.
+    outbound_timeout: float = c.OUTBOUND_TIMEOUT_SECONDS
+    redis_timeout: float = 0.5
+    breaker_failure_rate: float = 0.5
+    breaker_min_calls: int = 5
+    breaker_window_seconds: int = 30
+    breaker_reset_seconds: float = 10.0
+
+    @property
+    def cors_origin_list(self) -> frozenset[str]:
+        return frozenset(o.strip() for o in self.cors_origins.split(",") if o.strip())
+
+    def conninfo(self, host: str) -> dict[str, object]:
+        info: dict[str, object] = {
+            "host": host,
+            "port": self.db_port,
+            "dbname": self.db_name,
+            "user": self.db_user,
+            "sslmode": self.db_sslmode,
+            "connect_timeout": max(1, int(self.outbound_timeout)),
+            "application_name": self.otel_service_name,
+            "options": f"-c statement_timeout={int(self.outbound_timeout * 1000)}",
+        }
+        if self.db_password.get_secret_value():
+            info["password"] = self.db_password.get_secret_value()
+        return info
+
+
+def load_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,667 @@
+"""The SQS worker (`app worker`): at-least-once delivery, exactly-once effects, graceful shutdown.
+
+A receiver thread long-polls the queue (20 s, batches of up to 10) while fewer than `WORKER_IN_FLIGHT` messages
+are in flight; each batch is processed on a thread pool, then settled with batch calls: successes deleted in
+one `DeleteMessageBatch` (its `Failed` entries retried), failures made visible again after an exponential
+backoff (`ChangeMessageVisibilityBatch`; after `maxReceiveCount` receives SQS moves them to the DLQ), and
+messages that met an open notification breaker re-sent with a delay (a fresh copy, so an outage never
+counts towards the DLQ) and deleted.
+
+Exactly-once effects: the event's `message_id` is claimed in Redis with `SET NX` (fast path: a message marked
+done is skipped without touching the database), and a row in `processed_messages` (unique message id) is
+written in the same transaction as the effect, so a duplicate - also one after Redis lost its keys - finds
+the row and changes nothing. A heartbeat extends the visibility of long jobs (up to `JOB_TIMEOUT_SECONDS`).
+SIGTERM stops receiving, lets in-flight messages finish within the drain budget, releases the rest at once
+(visibility 0) and exits before the task's stop timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import psycopg
+import structlog
+from botocore.exceptions import BotoCoreError, ClientError
+
+from app import aws, contract
+from app.cache import REDIS_ERRORS, Cache
+from app.catalog import Catalog
+from app.data import Database
+from app.events import Envelope, InvalidMessage, message_id_hint, parse
+from app.notifications import NotificationFailed, NotificationRejected, Notifier
+from app.observability import correlation_id
+from app.resilience import CircuitOpenError
+
+if TYPE_CHECKING:
+    from app.settings import Settings
+
+log = structlog.get_logger("app.worker")
+SQS_ERRORS: tuple[type[BaseException], ...] = (BotoCoreError, ClientError)
+BATCH = 10
+MAX_DELAY_SECONDS = 900  # SQS's limit for both DelaySeconds and a backoff we would want
+DONE = b"done"
+
+
+class OrderNotFound(Exception):
+    """The event names an order the database does not have (retried, then dead-lettered)."""
+
+
+@dataclass
+class Result:
+    """How one message is settled: `delete` (done, duplicate), `retry` (backoff), `requeue` (breaker open)."""
+
+    action: str
+    outcome: str
+    message: dict[str, Any]
+
+
+@dataclass
+class Tracked:
+    receipt: str
+    started: float
+    visible_until: float
+
+
+@dataclass
+class Stats:
+    counts: Counter[str] = field(default_factory=Counter)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, **values: int) -> None:
+        with self.lock:
+            self.counts.update(values)
+
+
+def backoff_seconds(base: float, receive_count: int) -> int:
+    """Exponential backoff with jitter for a failed message's next visibility, in whole seconds (SQS's unit)."""
+    ceiling = min(MAX_DELAY_SECONDS, base * 2 ** max(0, receive_count - 1))
+    return min(MAX_DELAY_SECONDS, math.ceil(random.uniform(ceiling / 2, ceiling)))  # noqa: S311 - jitter
+
+
+class Worker:
+    def __init__(self, settings: Settings, stop: threading.Event | None = None) -> None:
+        if not settings.queue_url:
+            raise ValueError(f"{contract.QUEUE_URL} is not set: the worker needs the queue to consume")
+        self.settings = settings
+        self.stop = stop or threading.Event()
+        self.sqs = aws.client("sqs", settings)
+        # Long polls outlast the usual 3 s bound: the receiving client waits the poll plus that bound.
+        poll_bound = settings.worker_poll_seconds + settings.outbound_timeout
+        self.receiver = aws.client("sqs", settings.model_copy(update={"outbound_timeout": poll_bound}))
+        self.cache = Cache(settings)
+        self.db = Database(settings, self.cache.available_client)
+        self.catalog = Catalog(self.db, self.cache)
+        self.notifier = Notifier(settings, self.cache.available_client)
+        self.in_flight = settings.worker_in_flight
+        self._slots = threading.Semaphore(self.in_flight)
+        self._pool = ThreadPoolExecutor(self.in_flight, thread_name_prefix="message")
+        self._batches = ThreadPoolExecutor(math.ceil(self.in_flight / BATCH) + 1, thread_name_prefix="batch")
+        self._tracked: dict[str, Tracked] = {}
+        self._tracked_lock = threading.Lock()
+        self._pending_batches = 0
+        self._idle = threading.Condition()
+        self.stats = Stats()
+        self.visibility = 30
+        self._tracer: Any = None
+
+    # --- the main loop -------------------------------------------------------------------------------------
+
+    def run(self, drain_seconds: float = contract.GRACEFUL_TIMEOUT_SECONDS - 3) -> None:
+        """Consume until `stop` is set, then drain within `drain_seconds` and return."""
+        self.db.open()
+        self.visibility = self._queue_visibility()
+        log.info("worker_started", queue_url=self.settings.queue_url, in_flight=self.in_flight)
+        receiver = threading.Thread(target=self._receive_loop, name="receiver", daemon=True)
+        heartbeat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
+        receiver.start()
+        heartbeat.start()
+        self.stop.wait()
+        deadline = time.monotonic() + drain_seconds
+        log.info("worker_stopping", in_flight=len(self._tracked))
+        with self._idle:
+            self._idle.wait_for(lambda: self._pending_batches == 0, timeout=max(0.0, deadline - time.monotonic()))
+        self._release_all("shutdown")
+        receiver.join(max(0.0, deadline - time.monotonic()))
+        self._release_all("shutdown")
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._batches.shutdown(wait=False, cancel_futures=True)
+        self.close()
+        log.info("worker_stopped", **dict(self.stats.counts))
+
+    def close(self) -> None:
+        self.notifier.close()
+        self.db.close()
+        self.cache.close()
+
+    def _queue_visibility(self) -> int:
+        try:
+            attrs = self.sqs.get_queue_attributes(
+                QueueUrl=self.settings.queue_url, AttributeNames=["VisibilityTimeout"]
+            )["Attributes"]
+            return max(1, int(attrs.get("VisibilityTimeout", "30")))
+        except (*SQS_ERRORS, ValueError) as exc:
+            log.warning("queue_attributes_unavailable", error=type(exc).__name__)
+            return 30
+
+    def _take_slots(self) -> int:
+        """Block until a whole batch's worth of slots is free (or stop), then take them.
+
+        Receiving full batches keeps SQS calls (receive and delete) per message at their minimum; slots are
+        taken one at a time so a partly busy pool is simply waited for.
+        """
+        want = min(BATCH, self.in_flight)
+        taken = 0
+        while taken < want:
+            if self._slots.acquire(timeout=0.5):
+                taken += 1
+            elif self.stop.is_set():
+                for _ in range(taken):
+                    self._slots.release()
+                return 0
+        return taken
+
+    def _receive_loop(self) -> None:
+        backoff = 0.5
+        while not self.stop.is_set():
+            taken = self._take_slots()
+            if not taken:
+                return
+            wanted = taken
+            if self.notifier.enabled and self.notifier.breaker.state == "open":
+                # The provider is down: take one message at a time (it probes the breaker once reset).
+                wanted = 1
+                self.stop.wait(1.0)
+            try:
+                messages = self.receiver.receive_message(
+                    QueueUrl=self.settings.queue_url,
+                    MaxNumberOfMessages=wanted,
+                    WaitTimeSeconds=self.settings.worker_poll_seconds,
+                    AttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
+                    MessageAttributeNames=["All"],
+                ).get("Messages", [])
+                backoff = 0.5
+            except SQS_ERRORS as exc:
+                log.warning("receive_failed", error=type(exc).__name__, retry_in=backoff)
+                messages = []
+                self.stop.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+            for _ in range(taken - len(messages)):
+                self._slots.release()
+            if not messages:
+                continue
+            now = time.monotonic()
+            with self._tracked_lock:
+                for m in messages:
+                    self._tracked[m["ReceiptHandle"]] = Tracked(m["ReceiptHandle"], now, now + self.visibility)
+            if self.stop.is_set():
+                self._release(messages, "shutdown")
+                for _ in messages:
+                    self._slots.release()
+                return
+            with self._idle:
+                self._pending_batches += 1
+            self._batches.submit(self._handle_batch, messages)
+
+    # --- one batch -----------------------------------------------------------------------------------------
+
+    def _handle_batch(self, messages: list[dict[str, Any]]) -> None:
+        try:
+            futures = [self._pool.submit(self._process_one, m) for m in messages]
+            results = [f.result() for f in futures]
+            self.settle(results)
+        except Exception:
+            log.exception("batch_failed", size=len(messages))
+        finally:
+            with self._tracked_lock:
+                for m in messages:
+                    self._tracked.pop(m["ReceiptHandle"], None)
+            with self._idle:
+                self._pending_batches -= 1
+                self._idle.notify_all()
+
+    def _process_one(self, message: dict[str, Any]) -> Result:
+        try:
+            return self.process(message)
+        finally:
+            self._slots.release()
+
+    def settle(self, results: list[Result]) -> None:
+        """Delete successes in one batch call (retrying its Failed entries), back off failures, requeue deferrals."""
+        requeue = [r.message for r in results if r.action == "requeue"]
+        to_delete = [r.message for r in results if r.action == "delete"]
+        to_delete += self._requeue(requeue)
+        retry = [r.message for r in results if r.action == "retry"]
+        self._delete(to_delete)
+        if retry:
+            self._change_visibility(
+                [(m, backoff_seconds(self.settings.worker_retry_base_seconds, _receive_count(m))) for m in retry]
+            )
+        counts = Counter(r.outcome for r in results)
+        self.stats.add(**counts)
+        self._emit_metrics(results, counts)
+
+    def _delete(self, messages: list[dict[str, Any]], attempts: int = 3) -> None:
+        pending = {str(i): m for i, m in enumerate(messages)}
+        for attempt in range(attempts):
+            if not pending:
+                return
+            entries = [{"Id": i, "ReceiptHandle": m["ReceiptHandle"]} for i, m in pending.items()]
+            try:
+                resp = self.sqs.delete_message_batch(QueueUrl=self.settings.queue_url, Entries=entries)
+                failed = {f["Id"]: f for f in resp.get("Failed", [])}
+            except SQS_ERRORS as exc:
+                failed = {i: {"Code": type(exc).__name__} for i in pending}
+            for i, f in failed.items():
+                log.warning("delete_failed", message_id=pending[i]["MessageId"], code=f.get("Code"), attempt=attempt)
+            pending = {i: m for i, m in pending.items() if i in failed}
+            if pending:
+                time.sleep(random.uniform(0.05, 0.2) * 2**attempt)  # noqa: S311 - jitter
+        if pending:
+            # Not lost: the message comes back after its visibility timeout and is skipped as a duplicate.
+            log.error("delete_gave_up", message_ids=[m["MessageId"] for m in pending.values()])
+
+    def _change_visibility(self, items: list[tuple[dict[str, Any], int]]) -> None:
+        for start in range(0, len(items), BATCH):
+            chunk = items[start : start + BATCH]
+            entries = [
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": delay}
+                for i, (m, delay) in enumerate(chunk)
+            ]
+            try:
+                resp = self.sqs.change_message_visibility_batch(QueueUrl=self.settings.queue_url, Entries=entries)
+                for f in resp.get("Failed", []):
+                    log.info("visibility_change_failed", code=f.get("Code"), id=f.get("Id"))
+            except SQS_ERRORS as exc:
+                log.warning("visibility_change_failed", error=type(exc).__name__, count=len(entries))
+
+    def _requeue(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Send a delayed copy of each message; returns the originals whose copy was accepted (to delete)."""
+        if not messages:
+            return []
+        if self.settings.queue_url.endswith(".fifo"):  # no per-message delay on FIFO queues
+            self._change_visibility([(m, self._breaker_delay()) for m in messages])
+            return []
+        entries = [
+            {
+                "Id": str(i),
+                "MessageBody": m["Body"],
+                "DelaySeconds": self._breaker_delay(),
+                "MessageAttributes": _string_attributes(m),
+            }
+            for i, m in enumerate(messages)
+        ]
+        try:
+            resp = self.sqs.send_message_batch(QueueUrl=self.settings.queue_url, Entries=entries)
+            ok = {s["Id"] for s in resp.get("Successful", [])}
+        except SQS_ERRORS as exc:
+            log.warning("requeue_failed", error=type(exc).__name__)
+            ok = set()
+        rest = [m for i, m in enumerate(messages) if str(i) not in ok]
+        if rest:
+            self._change_visibility([(m, self._breaker_delay()) for m in rest])
+        return [m for i, m in enumerate(messages) if str(i) in ok]
+
+    def _breaker_delay(self) -> int:
+        base = max(1.0, self.settings.breaker_reset_seconds)
+        return min(MAX_DELAY_SECONDS, math.ceil(base * random.uniform(1.0, 1.5)))  # noqa: S311 - jitter
+
+    def _release(self, messages: list[dict[str, Any]], reason: str) -> None:
+        """Make messages visible again at once (shutdown): another consumer takes them immediately."""
+        if messages:
+            log.info("messages_released", count=len(messages), reason=reason)
+            self._change_visibility([(m, 0) for m in messages])
+
+    def _release_all(self, reason: str) -> None:
+        with self._tracked_lock:
+            handles = list(self._tracked)
+            self._tracked.clear()
+        self._release([{"ReceiptHandle": h} for h in handles], reason)
+
+    # --- the heartbeat -------------------------------------------------------------------------------------
+
+    def _heartbeat_loop(self) -> None:
+        interval = max(0.5, self.visibility / 3)
+        while not self.stop.wait(interval):
+            self.heartbeat()
+
+    def heartbeat(self) -> None:
+        """Extend the visibility of messages still being processed before it runs out (up to the job timeout)."""
+        now = time.monotonic()
+        due: list[tuple[dict[str, Any], int]] = []
+        with self._tracked_lock:
+            for t in self._tracked.values():
+                if now - t.started >= self.settings.job_timeout_seconds:
+                    continue  # over its job timeout: let it become visible and be retried elsewhere
+                if t.visible_until - now <= self.visibility / 2:
+                    t.visible_until = now + self.visibility
+                    due.append(({"ReceiptHandle": t.receipt}, self.visibility))
+        if due:
+            log.info("visibility_extended", count=len(due), seconds=self.visibility)
+            self._change_visibility(due)
+
+    # --- one message ---------------------------------------------------------------------------------------
+
+    def process(self, message: dict[str, Any]) -> Result:
+        attrs = message.get("MessageAttributes", {})
+        cid = attrs.get("correlation_id", {}).get("StringValue", "")
+        token = correlation_id.set(cid)
+        try:
+            with structlog.contextvars.bound_contextvars(sqs_message_id=message.get("MessageId", "")):
+                return self._process(message, attrs)
+        finally:
+            correlation_id.reset(token)
+
+    def _process(self, message: dict[str, Any], attrs: dict[str, Any]) -> Result:
+        body = message.get("Body", "")
+        try:
+            event = parse(body)
+        except InvalidMessage as exc:
+            log.error(
+                "message_invalid",
+                message_id=message_id_hint(body),
+                receive_count=_receive_count(message),
+                reason=str(exc),
+            )
+            return Result("retry", "invalid", message)
+        mid = str(event.message_id)
+        if correlation_id.get() == "" and event.correlation_id:
+            correlation_id.set(event.correlation_id)
+        with self._span(event, attrs):
+            claim = self._claim(mid)
+            if claim == "done":
+                log.info("duplicate_skipped", message_id=mid, guard="redis")
+                return Result("delete", "duplicate", message)
+            if claim == "busy":
+                log.info("message_busy", message_id=mid, reason="another delivery is being processed")
+                return Result("retry", "busy", message)
+            try:
+                outcome = self.apply(event)
+            except CircuitOpenError:
+                self._unclaim(mid)
+                log.info("message_deferred", message_id=mid, reason="notification breaker open")
+                return Result("requeue", "deferred", message)
+            except (OrderNotFound, NotificationRejected, NotificationFailed, httpx.HTTPError, psycopg.Error) as exc:
+                self._unclaim(mid)
+                log.warning(
+                    "message_failed",
+                    message_id=mid,
+                    receive_count=_receive_count(message),
+                    error=type(exc).__name__,
+                    detail=str(exc).splitlines()[0] if str(exc) else "",
+                )
+                return Result("retry", "failed", message)
+            except Exception:
+                self._unclaim(mid)
+                log.exception("message_failed", message_id=mid, receive_count=_receive_count(message))
+                return Result("retry", "failed", message)
+            self._mark_done(mid)
+            if outcome == "duplicate":
+                log.info("duplicate_skipped", message_id=mid, guard="database")
+                return Result("delete", "duplicate", message)
+            lag_ms = _lag_ms(message)
+            log.info(
+                "message_processed",
+                message_id=mid,
+                order_id=str(event.data.order_id),
+                outcome=outcome,
+                queue_lag_ms=lag_ms,
+            )
+            return Result("delete", "processed", message)
+
+    @contextmanager
+    def _span(self, event: Envelope, attrs: dict[str, Any]) -> Iterator[None]:
+        """A consumer span linked to the API request that produced the message (its `traceparent`, if sent)."""
+        from opentelemetry import trace  # noqa: PLC0415 - a no-op tracer unless tracing is configured
+        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator  # noqa: PLC0415
+
+        links = []
+        parent = attrs.get("traceparent", {}).get("StringValue")
+        if parent:
+            ctx = trace.get_current_span(TraceContextTextMapPropagator().extract({"traceparent": parent}))
+            if ctx.get_span_context().is_valid:
+                links.append(trace.Link(ctx.get_span_context()))
+        tracer = trace.get_tracer("app.worker")
+        with tracer.start_as_current_span(
+            f"process {event.type}",
+            kind=trace.SpanKind.CONSUMER,
+            links=links,
+            attributes={
+                "messaging.system": "aws_sqs",
+                "messaging.message.id": str(event.message_id),
+                "app.correlation_id": event.correlation_id,
+                "app.order_id": str(event.data.order_id),
+            },
+        ):
+            yield
+
+    # --- idempotency ---------------------------------------------------------------------------------------
+
+    def _claim_key(self, mid: str) -> str:
+        return self.cache.key("worker", "message", mid)
+
+    def _claim(self, mid: str) -> str:
+        """'go' (claimed, or Redis unavailable: the database guard decides), 'done' or 'busy' (being processed).
+
+        The claim expires just before the message's visibility timeout, so a message whose worker died is
+        free again when SQS redelivers it.
+        """
+        key = self._claim_key(mid)
+        try:
+            if self.cache.call(lambda r: r.set(key, b"processing", nx=True, ex=max(self.visibility - 1, 1))):
+                return "go"
+            value = self.cache.call(lambda r: r.get(key))
+        except (CircuitOpenError, *REDIS_ERRORS):
+            return "go"  # the fast path is down; the unique row still guards
+        if value == DONE:
+            return "done"
+        return "busy" if value is not None else "go"
+
+    def _mark_done(self, mid: str) -> None:
+        key = self._claim_key(mid)
+        try:
+            self.cache.call(lambda r: r.set(key, DONE, ex=contract.IDEMPOTENCY_KEY_TTL_SECONDS))
+        except (CircuitOpenError, *REDIS_ERRORS):
+            pass
+
+    def _unclaim(self, mid: str) -> None:
+        key = self._claim_key(mid)
+        try:
+            self.cache.call(lambda r: r.delete(key))
+        except (CircuitOpenError, *REDIS_ERRORS):
+            pass
+
+    # --- the effect ----------------------------------------------------------------------------------------
+
+    def apply(self, event: Envelope) -> str:
+        """Decide the order exactly once, notify, then mark it; returns its status or 'duplicate'.
+
+        Step 1 (one transaction): the unique `processed_messages` row, the order's lock, the stock reservation
+        (or the rejection, with a compensation releasing what was reserved) and the decision, recorded on the
+        row as `notify:<STATUS>`. Step 2: the provider call, outside any transaction (no lock is held while
+        it runs). Step 3 (one transaction): the order's status and the row's final outcome. A redelivery after
+        a failure in step 2 or 3 finds `notify:<STATUS>` and resumes there; after step 3 it is a duplicate.
+        """
+        mid, order_id = event.message_id, event.data.order_id
+        changed: set[int] = set()
+        with self.db.transaction() as conn:
+            # The unique row and the order's lock (a concurrent decision for it waits here) in one round trip.
+            first = conn.execute(
+                "WITH claimed AS (INSERT INTO processed_messages (message_id, event_type, outcome)"
+                " VALUES (%s, %s, 'deciding') ON CONFLICT (message_id) DO NOTHING RETURNING message_id)"
+                " SELECT (SELECT count(*) FROM claimed) AS claimed, o.status, o.customer_email"
+                " FROM (SELECT 1) one LEFT JOIN"
+                " (SELECT status, customer_email FROM orders WHERE id = %s FOR UPDATE) o ON true",
+                (mid, event.type, order_id),
+            ).fetchone()
+            assert first is not None
+            if not first["claimed"]:
+                row = conn.execute(
+                    "SELECT outcome, detail FROM processed_messages WHERE message_id = %s FOR UPDATE", (mid,)
+                ).fetchone()
+                if row is None or not str(row["outcome"]).startswith("notify:"):
+                    return "duplicate"
+                status, reason, email = (
+                    str(row["outcome"]).removeprefix("notify:"),
+                    row["detail"],
+                    first["customer_email"],
+                )
+            else:
+                status, reason, email = self._decide(conn, event, first)
+                if status == "CONFIRMED":
+                    changed = {line.product_id for line in event.data.items}
+                conn.execute(
+                    "UPDATE processed_messages SET outcome = %s, detail = %s WHERE message_id = %s",
+                    (f"notify:{status}", reason, mid),
+                )
+        self._invalidate_stock(changed)  # stock changed in the committed step 1
+        if status == "already-decided":
+            self._finish(mid, order_id, status, reason)
+            return "duplicate"
+        self.notifier.send(
+            str(mid),
+            {"type": f"order.{status.lower()}", "order_id": str(order_id), "email": email, "reason": reason},
+        )
+        self._finish(mid, order_id, status, reason)
+        return status
+
+    def _decide(self, conn: Any, event: Envelope, order: dict[str, Any]) -> tuple[str, str | None, str]:
+        order_id = event.data.order_id
+        if order["status"] is None:
+            raise OrderNotFound(f"order {order_id} does not exist")
+        if order["status"] != "PENDING":
+            return "already-decided", None, order["customer_email"]
+        wanted: Counter[int] = Counter()
+        for line in event.data.items:
+            wanted[line.product_id] += line.quantity
+        reserved: list[tuple[int, int]] = []
+        for product_id in sorted(wanted):  # one lock order for every worker: no deadlocks
+            quantity = wanted[product_id]
+            row = conn.execute(
+                "WITH taken AS (UPDATE products SET stock = stock - %(q)s, updated_at = now()"
+                " WHERE id = %(p)s AND stock >= %(q)s RETURNING id)"
+                " INSERT INTO stock_reservations (order_id, product_id, quantity)"
+                " SELECT %(o)s, id, %(q)s FROM taken RETURNING product_id",
+                {"q": quantity, "p": product_id, "o": order_id},
+            ).fetchone()
+            if row is None:
+                # Compensation: release every reservation this order made before it met the short item.
+                for done_id, done_quantity in reserved:
+                    conn.execute(
+                        "UPDATE products SET stock = stock + %s, updated_at = now() WHERE id = %s",
+                        (done_quantity, done_id),
+                    )
+                conn.execute("DELETE FROM stock_reservations WHERE order_id = %s", (order_id,))
+                return "REJECTED", f"product {product_id}: not enough stock", order["customer_email"]
+            reserved.append((product_id, quantity))
+        return "CONFIRMED", None, order["customer_email"]
+
+    def _finish(self, mid: uuid.UUID, order_id: uuid.UUID, status: str, reason: str | None) -> None:
+        """Step 3: the order's status and the message's final outcome, in one transaction."""
+        with self.db.transaction() as conn:
+            conn.execute(
+                "WITH decided AS (UPDATE orders SET status = %(s)s, decided_at = now(), reject_reason = %(r)s"
+                " WHERE id = %(o)s AND status = 'PENDING' AND %(s)s <> 'already-decided')"
+                " UPDATE processed_messages SET outcome = %(s)s WHERE message_id = %(m)s",
+                {"s": status, "r": reason, "o": order_id, "m": mid},
+            )
+
+    def _invalidate_stock(self, product_ids: set[int]) -> None:
+        """The worker changed these products' stock: drop their cached copies and the cached lists."""
+        for product_id in sorted(product_ids):
+            self.cache.delete(self.catalog.cache_key(product_id))
+        if product_ids:
+            self.catalog._invalidate_lists()
+
+    # --- metrics -------------------------------------------------------------------------------------------
+
+    def _emit_metrics(self, results: list[Result], counts: Counter[str]) -> None:
+        lags = [_lag_ms(r.message) for r in results]
+        breaker_open = 1 if self.notifier.enabled and self.notifier.breaker.state != "closed" else 0
+        record = {
+            "event": "worker_batch",
+            "level": "info",
+            "timestamp": datetime.now(UTC).isoformat(),
+            "_aws": {
+                "Timestamp": int(time.time() * 1000),
+                "CloudWatchMetrics": [
+                    {
+                        "Namespace": self.settings.metrics_namespace,
+                        "Dimensions": [["Service"]],
+                        "Metrics": [
+                            {"Name": "MessagesProcessed", "Unit": "Count"},
+                            {"Name": "MessagesFailed", "Unit": "Count"},
+                            {"Name": "MessagesRetried", "Unit": "Count"},
+                            {"Name": "DuplicatesSkipped", "Unit": "Count"},
+                            {"Name": "QueueLag", "Unit": "Milliseconds"},
+                            {"Name": "NotificationBreakerOpen", "Unit": "Count"},
+                        ],
+                    }
+                ],
+            },
+            "Service": "worker",
+            "MessagesProcessed": counts.get("processed", 0),
+            "MessagesFailed": counts.get("failed", 0) + counts.get("invalid", 0),
+            "MessagesRetried": sum(counts.get(k, 0) for k in ("failed", "invalid", "deferred", "busy")),
+            "DuplicatesSkipped": counts.get("duplicate", 0),
+            "QueueLag": max(lags) if lags else 0,
+            "NotificationBreakerOpen": breaker_open,
+        }
+        structlog.get_logger("app.worker.metrics").info(**record)
+
+
+def _receive_count(message: dict[str, Any]) -> int:
+    try:
+        return int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
+    except ValueError:
+        return 1
+
+
+def _lag_ms(message: dict[str, Any]) -> int:
+    try:
+        sent = int(message.get("Attributes", {}).get("SentTimestamp", "0"))
+    except ValueError:
+        return 0
+    return max(0, int(time.time() * 1000) - sent) if sent else 0
+
+
+def _string_attributes(message: dict[str, Any]) -> dict[str, Any]:
+    return {
+        name: {"DataType": value["DataType"], "StringValue": value["StringValue"]}
+        for name, value in message.get("MessageAttributes", {}).items()
+        if "StringValue" in value
+    }
+
+
+def new_message(event_type: str, data: dict[str, Any], correlation: str = "") -> dict[str, Any]:
+    """An SQS `SendMessage` entry in the outbox relay's format (for tools and tests)."""
+    mid = str(uuid.uuid4())
+    body = {
+        "message_id": mid,
+        "type": event_type,
+        "aggregate_id": str(data.get("order_id", mid)),
+        "correlation_id": correlation,
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "data": data,
+    }
+    return {
+        "Id": mid,
+        "MessageBody": json.dumps(body, separators=(",", ":")),
+        "MessageAttributes": {
+            "message_id": {"DataType": "String", "StringValue": mid},
+            "correlation_id": {"DataType": "String", "StringValue": correlation or "-"},
+            "event_type": {"DataType": "String", "StringValue": event_type},
+        },
+    }

@@ -1,0 +1,93 @@
+"""A notification provider stub for the local runtime and tests: accepts every POST at once.
+
+It records each notification by its `Idempotency-Key` (a repeated key is counted once, as a real provider
+that honours the header would) and answers `GET /notifications` with `{"received": N, "unique": M}`.
+Run it with `python -m platformctl.stub_notifier --port 8025`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class StubNotifier:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, delay: float = 0.0) -> None:
+        self.delay = delay
+        self.received = 0
+        self.keys: set[str] = set()
+        self.lock = threading.Lock()
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body are separate writes: no 40 ms delayed-ACK stall
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+            def _answer(self, status: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(length)
+                if stub.delay:
+                    time.sleep(stub.delay)
+                with stub.lock:
+                    stub.received += 1
+                    stub.keys.add(self.headers.get("Idempotency-Key", ""))
+                self._answer(200, {"accepted": True})
+
+            def do_GET(self) -> None:
+                with stub.lock:
+                    self._answer(200, {"received": stub.received, "unique": len(stub.keys)})
+
+        ThreadingHTTPServer.allow_reuse_address = True
+        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.server.daemon_threads = True
+        self.port = int(self.server.server_address[1])
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/notify"
+
+    def start(self) -> StubNotifier:
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        if self._thread is not None:
+            self._thread.join(5)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Notification provider stub")
+    parser.add_argument("--port", type=int, default=8025)
+    parser.add_argument("--delay-ms", type=int, default=0, help="answer each POST after this many milliseconds")
+    args = parser.parse_args()
+    stub = StubNotifier(port=args.port, delay=args.delay_ms / 1000).start()
+    done = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: done.set())
+    print(json.dumps({"event": "stub_notifier_started", "url": stub.url}), flush=True)
+    done.wait()
+    stub.stop()
+
+
+if __name__ == "__main__":
+    main()

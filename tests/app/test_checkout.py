@@ -1,0 +1,137 @@
+from __future__ import annotations
+
+import threading
+import uuid
+from typing import Any
+
+import psycopg
+
+
+def _order(pid: int, qty: int = 1) -> dict[str, Any]:
+    return {"email": "buyer@example.com", "items": [{"product_id": pid, "quantity": qty}]}
+
+
+def test_order_is_accepted_with_its_outbox_event_in_one_transaction(
+    client: Any, add_product: Any, db: psycopg.Connection[Any]
+) -> None:
+    pid = add_product(price=250)
+    resp = client.post(
+        "/api/checkout/orders",
+        json=_order(pid, 2),
+        headers={"Idempotency-Key": str(uuid.uuid4()), "X-Request-Id": "req-1"},
+    )
+    assert resp.status_code == 202 and resp.json["status"] == "PENDING" and resp.json["total_cents"] == 500
+    order_id = resp.json["id"]
+    event = db.execute("SELECT * FROM outbox WHERE aggregate_id = %s", (order_id,)).fetchone()
+    assert event is not None and event["event_type"] == "order.placed" and event["correlation_id"] == "req-1"
+    read = client.get(f"/api/checkout/orders/{order_id}")
+    assert read.status_code == 200 and read.json["status"] == "PENDING"
+
+
+def test_same_key_and_body_replays_the_stored_response(client: Any, add_product: Any, db: Any) -> None:
+    pid = add_product()
+    headers = {"Idempotency-Key": str(uuid.uuid4())}
+    first = client.post("/api/checkout/orders", json=_order(pid), headers=headers)
+    second = client.post("/api/checkout/orders", json=_order(pid), headers=headers)
+    assert second.status_code == 202 and second.json == first.json
+    assert second.headers["Idempotent-Replayed"] == "true" and "Idempotent-Replayed" not in first.headers
+    count = db.execute("SELECT count(*) AS n FROM orders WHERE id = %s", (first.json["id"],)).fetchone()["n"]
+    assert count == 1
+
+
+def test_same_key_with_a_different_body_is_422(client: Any, add_product: Any) -> None:
+    pid = add_product()
+    headers = {"Idempotency-Key": str(uuid.uuid4())}
+    client.post("/api/checkout/orders", json=_order(pid, 1), headers=headers)
+    resp = client.post("/api/checkout/orders", json=_order(pid, 2), headers=headers)
+    assert resp.status_code == 422 and resp.json["errors"][0]["field"] == "Idempotency-Key"
+
+
+def test_replay_while_the_first_request_is_in_flight_is_409_with_retry_after(
+    client: Any, add_product: Any, db: Any
+) -> None:
+    pid = add_product()
+    key = str(uuid.uuid4())
+    # The first request's transaction holds the key's lock (here: another session holds the same lock).
+    db.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (f"checkout:{key}",))
+    try:
+        resp = client.post("/api/checkout/orders", json=_order(pid), headers={"Idempotency-Key": key})
+        assert resp.status_code == 409 and resp.headers["Retry-After"] == "1"
+    finally:
+        db.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (f"checkout:{key}",))
+    # Nothing was stored for the refused attempt: once the first is done, the key works.
+    assert client.post("/api/checkout/orders", json=_order(pid), headers={"Idempotency-Key": key}).status_code == 202
+
+
+def test_rejected_order_is_stored_and_replayed_without_an_order(client: Any, add_product: Any, db: Any) -> None:
+    pid = add_product(stock=1)
+    headers = {"Idempotency-Key": str(uuid.uuid4())}
+    first = client.post("/api/checkout/orders", json=_order(pid, 2), headers=headers)
+    again = client.post("/api/checkout/orders", json=_order(pid, 2), headers=headers)
+    assert first.status_code == again.status_code == 422
+    assert again.headers["Idempotent-Replayed"] == "true" and again.json["errors"] == first.json["errors"]
+    assert (
+        db.execute("SELECT count(*) AS n FROM orders WHERE items @> %s", (f'[{{"product_id": {pid}}}]',)).fetchone()[
+            "n"
+        ]
+        == 0
+    )
+
+
+def test_concurrent_requests_with_one_key_create_one_order(client: Any, add_product: Any, db: Any) -> None:
+    pid = add_product()
+    key = str(uuid.uuid4())
+    app = client.application
+    codes: list[int] = []
+
+    def post() -> None:
+        codes.append(
+            app.test_client()
+            .post("/api/checkout/orders", json=_order(pid), headers={"Idempotency-Key": key})
+            .status_code
+        )
+
+    threads = [threading.Thread(target=post) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert set(codes) <= {202, 409} and 202 in codes
+    assert (
+        db.execute("SELECT count(*) AS n FROM orders WHERE items @> %s", (f'[{{"product_id": {pid}}}]',)).fetchone()[
+            "n"
+        ]
+        == 1
+    )
+
+
+def test_keys_are_kept_for_24_hours(client: Any, add_product: Any, db: Any) -> None:
+    key = str(uuid.uuid4())
+    client.post("/api/checkout/orders", json=_order(add_product()), headers={"Idempotency-Key": key})
+    row = db.execute("SELECT expires_at - created_at AS kept FROM idempotency_keys WHERE key = %s", (key,)).fetchone()
+    assert row["kept"].total_seconds() == 24 * 3600
+
+
+def test_missing_idempotency_key_is_400_naming_the_header(client: Any, add_product: Any) -> None:
+    resp = client.post("/api/checkout/orders", json=_order(add_product()))
+    assert resp.status_code == 400 and resp.json["errors"][0]["field"] == "Idempotency-Key"
+
+
+def test_unknown_product_and_short_stock_name_the_item_field(client: Any, add_product: Any) -> None:
+    h = {"Idempotency-Key": str(uuid.uuid4())}
+    resp = client.post("/api/checkout/orders", json=_order(2**62), headers=h)
+    assert resp.status_code == 422 and resp.json["errors"][0]["field"] == "items[0].product_id"
+    pid = add_product(stock=1)
+    resp = client.post("/api/checkout/orders", json=_order(pid, 5), headers={"Idempotency-Key": str(uuid.uuid4())})
+    assert resp.status_code == 422 and resp.json["errors"][0]["field"] == "items[0].quantity"
+
+
+def test_invalid_order_body_names_the_nested_field(client: Any) -> None:
+    body = {"email": "a@example.com", "items": [{"product_id": 1, "quantity": 0}]}
+    resp = client.post("/api/checkout/orders", json=body, headers={"Idempotency-Key": "k1"})
+    assert resp.status_code == 422 and resp.json["errors"][0]["field"] == "items[0].quantity"
+
+
+def test_unknown_order_is_404(client: Any) -> None:
+    resp = client.get(f"/api/checkout/orders/{uuid.uuid4()}")
+    assert resp.status_code == 404 and resp.mimetype == "application/problem+json"

@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from typing import Any
+
+import pytest
+import redis
+
+from app.resilience import TRANSITIONS, CircuitBreaker, CircuitOpenError
+
+
+class Boom(Exception):
+    pass
+
+
+def _breakers(settings: Any, n: int) -> list[CircuitBreaker]:
+    client = redis.Redis()
+    return [CircuitBreaker("dep", settings, lambda: client, (Boom,)) for _ in range(n)]
+
+
+def _fail(b: CircuitBreaker) -> None:
+    with pytest.raises(Boom):
+        b.call(lambda: (_ for _ in ()).throw(Boom()))
+
+
+def test_breaker_state_is_shared_across_tasks_through_redis(make_settings: Any) -> None:
+    task_a, task_b = _breakers(make_settings(breaker_min_calls=3, breaker_reset_seconds=60), 2)
+    _fail(task_a)
+    _fail(task_a)
+    assert task_b.state == "closed"  # fewer calls than the minimum
+    _fail(task_a)
+    assert task_a.state == task_b.state == "open"
+    with pytest.raises(CircuitOpenError):
+        task_b.call(lambda: "never runs")
+
+
+def test_exactly_one_half_open_probe_runs_across_all_tasks(make_settings: Any) -> None:
+    tasks = _breakers(make_settings(breaker_min_calls=2, breaker_reset_seconds=0.2), 8)
+    _fail(tasks[0])
+    _fail(tasks[0])
+    time.sleep(0.3)
+    probes: list[int] = []
+    release = threading.Event()
+
+    def attempt(i: int) -> None:
+        def probe() -> str:
+            probes.append(i)
+            release.wait(5)  # no lock is held while the call runs; the others are refused meanwhile
+            return "ok"
+
+        with contextlib.suppress(CircuitOpenError):
+            tasks[i].call(probe)
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    time.sleep(0.3)
+    release.set()
+    for t in threads:
+        t.join()
+    assert len(probes) == 1
+    assert tasks[3].state == "closed"
+
+
+def test_failed_probe_reopens_the_breaker(make_settings: Any) -> None:
+    (b,) = _breakers(make_settings(breaker_min_calls=1, breaker_reset_seconds=0.1), 1)
+    _fail(b)
+    time.sleep(0.15)
+    _fail(b)
+    assert b.state == "open"
+
+
+def test_failure_rate_is_over_a_rolling_window(make_settings: Any) -> None:
+    (b,) = _breakers(make_settings(breaker_min_calls=4, breaker_failure_rate=0.5, breaker_window_seconds=1), 1)
+    _fail(b)
+    _fail(b)
+    time.sleep(1.1)  # those two failures leave the window
+    for _ in range(6):
+        b.call(lambda: None)
+    _fail(b)
+    assert b.state == "closed"  # 1 failure in 7 calls
+    for _ in range(4):
+        _fail(b)
+    assert b.state == "closed"  # 5 of 11
+    _fail(b)
+    assert b.state == "open"  # 6 of 12 reaches the 50 % threshold
+
+
+def test_redis_outage_serves_reads_from_the_database_and_the_breaker_recovers(
+    make_app: Any, own_redis: Any, add_product: Any
+) -> None:
+    app = make_app(redis_url=own_redis.url, breaker_min_calls=3, breaker_reset_seconds=0.5)
+    client, cache = app.test_client(), app.extensions["services"].cache
+    pid = add_product(price=99)
+    assert client.get(f"/api/products/{pid}").headers["X-Cache"] == "miss"
+    assert client.get(f"/api/products/{pid}").headers["X-Cache"] == "hit"
+    opened = TRANSITIONS[("redis", "open")]
+    own_redis.stop()
+    for _ in range(5):
+        resp = client.get(f"/api/products/{pid}")
+        assert resp.status_code == 200 and resp.json["price_cents"] == 99 and resp.headers["X-Cache"] == "miss"
+    assert cache.breaker.state == "open" and TRANSITIONS[("redis", "open")] == opened + 1
+    assert client.get("/api/config").status_code == 200  # the limiter fails open, config from the database
+    own_redis.start()
+    time.sleep(0.6)
+    assert client.get(f"/api/products/{pid}").status_code == 200  # the probe succeeds
+    assert cache.breaker.state == "closed"
+    client.get(f"/api/products/{pid}")
+    assert client.get(f"/api/products/{pid}").headers["X-Cache"] == "hit"
+
+
+def test_reads_fall_back_to_the_writer_when_the_reader_is_unreachable(make_app: Any, add_product: Any) -> None:
+    # 127.0.0.2 is loopback with nothing listening on the PostgreSQL port.
+    app = make_app(db_reader_host="127.0.0.2", outbound_timeout=0.3, breaker_min_calls=2, breaker_reset_seconds=60)
+    client, db = app.test_client(), app.extensions["services"].db
+    pid = add_product(price=7)
+    for _ in range(4):
+        resp = client.get(f"/api/products?per_page=1&page=1&min_price={_}")
+        assert resp.status_code == 200
+    assert db.reader_breaker.state == "open"
+    start = time.monotonic()
+    assert client.get(f"/api/products/{pid}").json["price_cents"] == 7
+    assert time.monotonic() - start < 0.3  # the open breaker sends reads straight to the writer
+
+
+def test_reads_use_the_reader_when_it_is_up(make_app: Any, add_product: Any) -> None:
+    app = make_app(db_reader_host="127.0.0.1")
+    client, db = app.test_client(), app.extensions["services"].db
+    pid = add_product()
+    before = db.reader.get_stats().get("requests_num", 0)
+    assert client.get(f"/api/products/{pid}").status_code == 200
+    assert db.reader.get_stats().get("requests_num", 0) == before + 1

@@ -1,0 +1,326 @@
+"""The worker against real PostgreSQL, Redis and moto's SQS (the worker on a thread of the test)."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+from typer.testing import CliRunner
+
+from app.cli import cli
+from app.dlq import redrive
+from app.events import InvalidMessage, parse
+from app.observability import configure_logging
+from app.settings import Settings
+from app.worker import Result, Tracked, Worker, backoff_seconds
+from platformctl.stub_notifier import StubNotifier
+from tests.app.worker_support import depth, insert_order, make_queues, order_event, running_worker, send, wait_for
+
+
+@pytest.fixture
+def notifier() -> Iterator[StubNotifier]:
+    stub = StubNotifier().start()
+    yield stub
+    stub.stop()
+
+
+@pytest.fixture
+def queues(moto: Any) -> tuple[str, str]:
+    return make_queues(moto.client("sqs"), visibility=2)
+
+
+@pytest.fixture
+def worker_settings(
+    make_settings: Callable[..., Settings], queues: tuple[str, str], notifier: StubNotifier
+) -> Callable[..., Settings]:
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "queue_url": queues[0],
+            "dead_letter_queue_url": queues[1],
+            "notification_url": notifier.url,
+            "worker_poll_seconds": 1,
+            "worker_retry_base_seconds": 0,
+            "worker_in_flight": 10,
+            **overrides,
+        }
+        return make_settings(**values)
+
+    return make
+
+
+def _status(db: Any, order_id: str) -> str:
+    return str(db.execute("SELECT status FROM orders WHERE id = %s", (order_id,)).fetchone()["status"])
+
+
+def _stock(db: Any, product_id: int) -> int:
+    return int(db.execute("SELECT stock FROM products WHERE id = %s", (product_id,)).fetchone()["stock"])
+
+
+def test_order_event_confirms_the_order_reserves_stock_and_notifies(
+    worker_settings: Any, queues: Any, moto: Any, db: Any, add_product: Any, notifier: StubNotifier
+) -> None:
+    sqs = moto.client("sqs")
+    pid = add_product(stock=10)
+    order_id = insert_order(db, [(pid, 3)])
+    send(sqs, queues[0], order_event(order_id, [(pid, 3)]))
+    with running_worker(worker_settings()):
+        wait_for(lambda: _status(db, order_id) != "PENDING")
+        wait_for(lambda: depth(sqs, queues[0]) == (0, 0))
+    assert _status(db, order_id) == "CONFIRMED"
+    assert _stock(db, pid) == 7
+    reserved = db.execute("SELECT quantity FROM stock_reservations WHERE order_id = %s", (order_id,)).fetchall()
+    assert [r["quantity"] for r in reserved] == [3]
+    assert notifier.received == 1
+
+
+def test_short_stock_rejects_the_order_and_releases_what_was_reserved(
+    worker_settings: Any, queues: Any, moto: Any, db: Any, add_product: Any
+) -> None:
+    sqs = moto.client("sqs")
+    plenty, scarce = add_product(stock=10), add_product(stock=1)
+    order_id = insert_order(db, [(plenty, 4), (scarce, 2)])
+    send(sqs, queues[0], order_event(order_id, [(plenty, 4), (scarce, 2)]))
+    with running_worker(worker_settings()):
+        wait_for(lambda: _status(db, order_id) != "PENDING")
+    assert _status(db, order_id) == "REJECTED"
+    assert (_stock(db, plenty), _stock(db, scarce)) == (10, 1)
+    assert (
+        db.execute("SELECT count(*) AS n FROM stock_reservations WHERE order_id = %s", (order_id,)).fetchone()["n"] == 0
+    )
+    reason = db.execute("SELECT reject_reason FROM orders WHERE id = %s", (order_id,)).fetchone()["reject_reason"]
+    assert f"product {scarce}" in reason
+
+
+def test_the_same_message_delivered_twice_and_after_a_redis_flush_has_one_effect(
+    worker_settings: Any, queues: Any, moto: Any, db: Any, add_product: Any, prefix: str, notifier: StubNotifier
+) -> None:
+    sqs = moto.client("sqs")
+    pid = add_product(stock=100)
+    order_id = insert_order(db, [(pid, 5)])
+    entry = order_event(order_id, [(pid, 5)])
+    message_id = json.loads(entry["MessageBody"])["message_id"]
+    settings = worker_settings()
+    with running_worker(settings) as worker:
+        send(sqs, queues[0], entry)
+        send(sqs, queues[0], entry)
+        wait_for(lambda: worker.stats.counts["processed"] + worker.stats.counts["duplicate"] == 2)
+        before = worker.stats.counts["duplicate"]
+        # Redis loses its keys: only the unique row in PostgreSQL is left to guard.
+        r = redis.Redis(host="127.0.0.1", port=6379)
+        r.delete(*r.keys(f"{prefix}worker:*"))
+        # Someone set the order back to PENDING by hand: the message must still not apply twice.
+        db.execute("UPDATE orders SET status = 'PENDING' WHERE id = %s", (order_id,))
+        send(sqs, queues[0], entry)
+        wait_for(lambda: worker.stats.counts["duplicate"] == before + 1)
+        wait_for(lambda: depth(sqs, queues[0]) == (0, 0))
+    assert _stock(db, pid) == 95
+    assert (
+        db.execute("SELECT count(*) AS n FROM processed_messages WHERE message_id = %s", (message_id,)).fetchone()["n"]
+        == 1
+    )
+    assert notifier.received == 1
+
+
+def test_malformed_and_always_failing_messages_reach_the_dlq_after_three_receives_and_redrive_brings_them_back(
+    worker_settings: Any, queues: Any, moto: Any, db: Any, add_product: Any, capsys: Any
+) -> None:
+    sqs = moto.client("sqs")
+    source, dlq = queues
+    pid = add_product(stock=100)
+    sqs.send_message(QueueUrl=source, MessageBody="{not json")
+    missing_order = str(uuid.uuid4())
+    send(sqs, source, order_event(missing_order, [(pid, 1)]))  # its order does not exist yet: always fails
+    good = [insert_order(db, [(pid, 1)]) for _ in range(5)]
+    for order_id in good:
+        send(sqs, source, order_event(order_id, [(pid, 1)]))
+    settings = worker_settings(log_level="INFO")
+    configure_logging("INFO")
+    with running_worker(settings) as worker:
+        wait_for(lambda: depth(sqs, dlq)[0] == 2, timeout=40)
+        wait_for(lambda: all(_status(db, o) == "CONFIRMED" for o in good))
+    assert worker.stats.counts["invalid"] == 3
+    assert worker.stats.counts["failed"] == 3
+    logs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    configure_logging("WARNING")
+    assert any(e.get("event") == "message_invalid" and "not JSON" in e["reason"] for e in logs)
+
+    # The fix is out (the order exists now): redrive only the order events.
+    db.execute(
+        "INSERT INTO orders (id, status, customer_email, items, total_cents, currency, correlation_id)"
+        " VALUES (%s, 'PENDING', 'x@example.com', '[]', 100, 'USD', 'c')",
+        (missing_order,),
+    )
+    report = redrive(settings, rate=50, event_type="order.placed")
+    assert (report.moved, report.skipped) == (1, 1)
+    assert depth(sqs, dlq) == (1, 0)  # the malformed one stays, visible, in the DLQ
+    with running_worker(settings):
+        wait_for(lambda: _status(db, missing_order) == "CONFIRMED")
+    assert _stock(db, pid) == 94
+
+
+def test_dlq_redrive_command_moves_messages_back_and_reports_bad_arguments_without_a_traceback(
+    worker_settings: Any, queues: Any, moto: Any, monkeypatch: Any
+) -> None:
+    sqs = moto.client("sqs")
+    source, dlq = queues
+    for _ in range(3):
+        sqs.send_message(QueueUrl=dlq, MessageBody="{}")
+    settings = worker_settings()
+    for name, value in {
+        "QUEUE_URL": source,
+        "DEAD_LETTER_QUEUE_URL": dlq,
+        "AWS_ENDPOINT_URL": settings.aws_endpoint_url,
+    }.items():
+        monkeypatch.setenv(name, value)
+    runner = CliRunner()
+    result = runner.invoke(cli, ["dlq", "redrive", "--rate", "100"])
+    assert result.exit_code == 0, result.output
+    assert "moved 3" in result.output
+    assert depth(sqs, source)[0] == 3
+    bad = runner.invoke(cli, ["dlq", "redrive", "--rate", "-1"])
+    assert bad.exit_code == 2 and "Traceback" not in bad.output
+    monkeypatch.setenv("DEAD_LETTER_QUEUE_URL", "")
+    monkeypatch.setenv("QUEUE_URL", "")
+    missing = runner.invoke(cli, ["dlq", "redrive"])
+    assert missing.exit_code == 2 and "QUEUE_URL is not set" in missing.output
+
+
+def test_provider_down_opens_the_breaker_delays_messages_without_losing_them_and_all_complete_after_recovery(
+    worker_settings: Any, queues: Any, moto: Any, db: Any, add_product: Any, notifier: StubNotifier
+) -> None:
+    sqs = moto.client("sqs")
+    source, dlq = queues
+    port = notifier.port
+    notifier.stop()  # the provider is down: connections are refused
+    pid = add_product(stock=100)
+    orders = [insert_order(db, [(pid, 1)]) for _ in range(8)]
+    for order_id in orders:
+        send(sqs, source, order_event(order_id, [(pid, 1)]))
+    settings = worker_settings(breaker_reset_seconds=1.0, breaker_min_calls=3)
+    with running_worker(settings) as worker:
+        wait_for(lambda: worker.stats.counts["deferred"] >= 1, timeout=30)
+        assert worker.notifier.breaker.state in {"open", "half_open"}
+        assert all(_status(db, o) == "PENDING" for o in orders)
+        back = StubNotifier(port=port).start()
+        try:
+            wait_for(lambda: all(_status(db, o) == "CONFIRMED" for o in orders), timeout=60)
+        finally:
+            back.stop()
+    assert depth(sqs, dlq) == (0, 0)
+    assert _stock(db, pid) == 92
+    assert back.received == len(back.keys) == 8
+
+
+class FlakySqs:
+    """Records calls; the first DeleteMessageBatch reports its first entry as Failed."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+
+    def delete_message_batch(self, **kw: Any) -> dict[str, Any]:
+        self.calls.append(("delete", [e["ReceiptHandle"] for e in kw["Entries"]]))
+        deletes = [c for c in self.calls if c[0] == "delete"]
+        if len(deletes) == 1:
+            first = kw["Entries"][0]["Id"]
+            return {"Successful": [{"Id": e["Id"]} for e in kw["Entries"][1:]], "Failed": [{"Id": first, "Code": "X"}]}
+        return {"Successful": [{"Id": e["Id"]} for e in kw["Entries"]], "Failed": []}
+
+    def change_message_visibility_batch(self, **kw: Any) -> dict[str, Any]:
+        self.calls.append(("visibility", [(e["ReceiptHandle"], e["VisibilityTimeout"]) for e in kw["Entries"]]))
+        return {"Successful": [], "Failed": []}
+
+
+def _message(handle: str, receives: int = 1) -> dict[str, Any]:
+    return {
+        "ReceiptHandle": handle,
+        "MessageId": handle,
+        "Body": "",
+        "Attributes": {"ApproximateReceiveCount": str(receives)},
+    }
+
+
+def test_a_partial_batch_deletes_successes_in_one_call_retries_its_failed_entries_and_backs_off_failures(
+    worker_settings: Any,
+) -> None:
+    worker = Worker(worker_settings(worker_retry_base_seconds=4))
+    fake = FlakySqs()
+    worker.sqs = fake
+    try:
+        worker.settle(
+            [
+                Result("delete", "processed", _message("a")),
+                Result("delete", "processed", _message("b")),
+                Result("retry", "failed", _message("c", receives=3)),
+            ]
+        )
+    finally:
+        worker.close()
+    assert fake.calls[0] == ("delete", ["a", "b"])
+    assert fake.calls[1] == ("delete", ["a"])  # the Failed entry, retried
+    kind, entries = fake.calls[2]
+    assert kind == "visibility" and entries[0][0] == "c"
+    assert 8 <= entries[0][1] <= 16  # base 4 s doubled per receive: 16 s with jitter down to half
+
+
+def test_heartbeat_extends_the_visibility_of_a_long_job_until_its_job_timeout(worker_settings: Any) -> None:
+    worker = Worker(worker_settings(job_timeout_seconds=5))
+    fake = FlakySqs()
+    worker.sqs = fake
+    worker.visibility = 4
+    now = time.monotonic()
+    worker._tracked = {
+        "soon": Tracked("soon", now - 3, now + 1),  # 1 s left: extend
+        "fresh": Tracked("fresh", now, now + 4),  # plenty left
+        "overdue": Tracked("overdue", now - 6, now + 1),  # past the job timeout: let it go
+    }
+    try:
+        worker.heartbeat()
+    finally:
+        worker.close()
+    assert fake.calls == [("visibility", [("soon", 4)])]
+
+
+def test_backoff_grows_per_receive_with_jitter_and_stays_within_sqs_limits() -> None:
+    for receives, low, high in [(1, 1, 2), (2, 2, 4), (3, 4, 8)]:
+        values = {backoff_seconds(2, receives) for _ in range(50)}
+        assert min(values) >= low and max(values) <= high
+    assert backoff_seconds(600, 5) == 900 or 450 <= backoff_seconds(600, 5) <= 900
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ("{not json", "body is not JSON"),
+        ("[1]", "body is not a JSON object"),
+        ('{"message_id": "x"}', "'message_id'"),
+        (
+            json.dumps(
+                {
+                    "message_id": "6ba7b810-9dad-11d1-80b4-00c04fd430c8",
+                    "type": "order.placed",
+                    "aggregate_id": "a",
+                    "occurred_at": "2026-01-01T00:00:00Z",
+                    "data": {"order_id": str(uuid.uuid4()), "email": "a@b.c", "items": [], "total_cents": 0},
+                }
+            ),
+            "'message_id': Value error, must be a UUID version 4",
+        ),
+    ],
+)
+def test_a_malformed_message_gets_a_one_line_reason(body: str, reason: str) -> None:
+    with pytest.raises(InvalidMessage) as exc:
+        parse(body)
+    assert reason in str(exc.value)
+    assert "\n" not in str(exc.value)
+
+
+def test_worker_command_without_a_queue_exits_with_a_clear_error(monkeypatch: Any) -> None:
+    monkeypatch.setenv("QUEUE_URL", "")
+    result = CliRunner().invoke(cli, ["worker"])
+    assert result.exit_code == 2
+    assert "QUEUE_URL is not set" in result.output and "Traceback" not in result.output
