@@ -205,6 +205,10 @@ data = workloads.DataEndpoints(
     cache_secret_arn=security.secrets["cache-auth-token"].arn,
     admin_secret_arn=security.secrets["admin-token"].arn,
     queue_url=messaging.queues[worker_queue].url,
+    dead_letter_queue_url=messaging.dead_letter_queues[worker_queue].url,
+    notification_secret_arn=(
+        security.secrets["notification-api-key"].arn if "notification-api-key" in security.secrets else None
+    ),
     queue_arn=messaging.queues[worker_queue].arn,
     dead_letter_queue_arn=messaging.dead_letter_queues[worker_queue].arn,
     messaging_key_arn=security.keys["messaging"].arn,

@@ -38,6 +38,8 @@ class DataEndpoints:
     cache_secret_arn: pulumi.Input[str]
     admin_secret_arn: pulumi.Input[str]
     queue_url: pulumi.Input[str]
+    dead_letter_queue_url: pulumi.Input[str]
+    notification_secret_arn: pulumi.Input[str] | None
     queue_arn: pulumi.Input[str]
     dead_letter_queue_arn: pulumi.Input[str]
     messaging_key_arn: pulumi.Input[str]
@@ -78,8 +80,14 @@ def _secrets(data: DataEndpoints, *, admin: bool) -> Mapping[str, pulumi.Input[s
 
 
 def execution_secret_arns(data: DataEndpoints, *, admin: bool) -> list[pulumi.Input[str]]:
-    """The secrets ECS reads to start a task: exactly those its containers name."""
-    return [data.database_secret_arn, data.cache_secret_arn, *([data.admin_secret_arn] if admin else [])]
+    """The secrets ECS reads to start a task: exactly those its containers name (the API's admin
+    token, the worker's notification key)."""
+    arns = [data.database_secret_arn, data.cache_secret_arn]
+    if admin:
+        arns.append(data.admin_secret_arn)
+    elif data.notification_secret_arn is not None:
+        arns.append(data.notification_secret_arn)
+    return arns
 
 
 def api_container(config: PlatformConfig, prefix: str, data: DataEndpoints) -> ContainerSpec:
@@ -111,8 +119,16 @@ def worker_container(config: PlatformConfig, prefix: str, data: DataEndpoints) -
         health_check_command=("CMD", "python", "-c", "import sys; sys.exit(0)"),
         stop_timeout_seconds=contract.STOP_TIMEOUT_SECONDS,
         user=APP_USER,
-        environment=_shared_settings(config, prefix, "worker", data),
-        secrets=_secrets(data, admin=False),
+        environment={
+            **_shared_settings(config, prefix, "worker", data),
+            contract.DEAD_LETTER_QUEUE_URL: data.dead_letter_queue_url,
+            contract.NOTIFICATION_URL: config.app.notification_url or "",
+            contract.JOB_TIMEOUT_SECONDS: str(config.services.worker.job_timeout_seconds),
+        },
+        secrets={
+            **_secrets(data, admin=False),
+            **({contract.NOTIFICATION_API_KEY: data.notification_secret_arn} if data.notification_secret_arn else {}),
+        },
     )
 
 
@@ -135,7 +151,7 @@ def worker_statements(data: DataEndpoints) -> list[Statement]:
         # `app dlq redrive` moves messages back once a fix is out.
         Statement(
             "RedriveDeadLetters",
-            ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"),
+            ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"),
             [data.dead_letter_queue_arn],
         ),
         Statement("RequeueOrders", ("sqs:SendMessage",), [data.queue_arn]),

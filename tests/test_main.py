@@ -150,3 +150,11 @@ def test_api_tasks_migrate_first_and_worker_tasks_run_the_outbox_relay(plan: Pla
     relay = by_name_in_task["relay"]
     assert relay["command"] == list(contract.RELAY_COMMAND) and relay["essential"] is True
     assert relay["environment"] == by_name_in_task["worker"]["environment"]
+
+
+def test_the_worker_gets_its_dead_letter_queue_and_job_timeout(plan: Plan) -> None:
+    worker = next(c for c in containers(plan) if c["name"] == "worker")
+    environment = {variable["name"]: variable["value"] for variable in worker["environment"]}
+    assert environment[contract.DEAD_LETTER_QUEUE_URL] == plan.outputs["dead_letter_queue_urls"]["orders"]
+    assert environment[contract.JOB_TIMEOUT_SECONDS] == "90"
+    assert contract.NOTIFICATION_API_KEY not in {s["name"] for s in worker["secrets"]}  # none configured
