@@ -103,11 +103,12 @@ def test_500_orders_with_the_worker_killed_twice_are_each_decided_exactly_once(m
 
 
 def test_sigterm_during_a_batch_exits_in_time_and_every_message_is_completed_or_redelivered(make_stack: Any) -> None:
-    # A slow provider keeps messages in flight when SIGTERM arrives.
-    stack = make_stack(notifier_delay_ms=400, extra={"WORKER_IN_FLIGHT": "10"})
+    # A slow provider (1.5 s a call, 10 in flight) keeps messages in flight when SIGTERM arrives,
+    # however busy the machine is.
+    stack = make_stack(notifier_delay_ms=1500, extra={"WORKER_IN_FLIGHT": "10"})
     pid = stack.add_product(stock=1000)
     orders = [stack.order([(pid, 1)]) for _ in range(40)]
-    wait_for(lambda: stack.statuses().get("CONFIRMED", 0) >= 3, 30, "some processed")
+    wait_for(lambda: stack.statuses().get("CONFIRMED", 0) >= 1, 30, "some processed")
     took = stack.runtime.terminate("worker", timeout=contract.STOP_TIMEOUT_SECONDS)
     assert took < contract.GRACEFUL_TIMEOUT_SECONDS
     assert stack.runtime.procs["worker"].returncode == 0
