@@ -273,19 +273,12 @@ class FargateService(pulumi.ComponentResource):
     # --- identity ----------------------------------------------------------------------------------
 
     def _roles(self) -> tuple[aws.iam.Role, aws.iam.Role]:
-        args, naming = self._args, self._args.naming
-        execution = aws.iam.Role(
-            f"{self._name}-execution-role",
-            assume_role_policy=assume_role_policy("ecs-tasks.amazonaws.com"),
-            description=f"ECS pulls the {args.service} image, writes its logs and reads its secrets",
-            tags=naming.tags(args.service, "execution"),
-            opts=child_options(self),
-        )
-        aws.iam.RolePolicyAttachment(
-            f"{self._name}-execution-managed",
-            role=execution.name,
-            policy_arn=EXECUTION_ROLE_POLICY,
-            opts=child_options(self),
+        args = self._args
+        execution = self._role(
+            "execution",
+            "ecs-tasks.amazonaws.com",
+            f"ECS pulls the {args.service} image, writes its logs and reads its secrets",
+            EXECUTION_ROLE_POLICY,
         )
         startup: list[Statement] = []
         if args.secret_arns:
@@ -299,13 +292,7 @@ class FargateService(pulumi.ComponentResource):
                 policy=policy_document(*startup),
                 opts=child_options(self),
             )
-        task = aws.iam.Role(
-            f"{self._name}-task-role",
-            assume_role_policy=assume_role_policy("ecs-tasks.amazonaws.com"),
-            description=f"What the {args.service} code itself may do",
-            tags=naming.tags(args.service, "task"),
-            opts=child_options(self),
-        )
+        task = self._role("task", "ecs-tasks.amazonaws.com", f"What the {args.service} code itself may do")
         aws.iam.RolePolicy(
             f"{self._name}-task-policy",
             role=task.id,
@@ -522,19 +509,29 @@ class FargateService(pulumi.ComponentResource):
         )
 
     def _infrastructure_role(self) -> aws.iam.Role:
+        return self._role(
+            "deploy",
+            "ecs.amazonaws.com",
+            "ECS shifts the listener rule between target groups during blue/green deployments",
+            LOAD_BALANCER_INFRASTRUCTURE_POLICY,
+        )
+
+    def _role(self, label: str, service: str, description: str, managed_policy: str | None = None) -> aws.iam.Role:
+        """A role `service` assumes for this workload, with at most one AWS managed policy attached."""
         role = aws.iam.Role(
-            f"{self._name}-deploy-role",
-            assume_role_policy=assume_role_policy("ecs.amazonaws.com"),
-            description="ECS shifts the listener rule between target groups during blue/green deployments",
-            tags=self._args.naming.tags(self._args.service, "deploy"),
+            f"{self._name}-{label}-role",
+            assume_role_policy=assume_role_policy(service),
+            description=description,
+            tags=self._args.naming.tags(self._args.service, label),
             opts=child_options(self),
         )
-        aws.iam.RolePolicyAttachment(
-            f"{self._name}-deploy-managed",
-            role=role.name,
-            policy_arn=LOAD_BALANCER_INFRASTRUCTURE_POLICY,
-            opts=child_options(self),
-        )
+        if managed_policy is not None:
+            aws.iam.RolePolicyAttachment(
+                f"{self._name}-{label}-managed",
+                role=role.name,
+                policy_arn=managed_policy,
+                opts=child_options(self),
+            )
         return role
 
     # --- autoscaling -------------------------------------------------------------------------------
