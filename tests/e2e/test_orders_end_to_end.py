@@ -108,7 +108,12 @@ def test_sigterm_during_a_batch_exits_in_time_and_every_message_is_completed_or_
     stack = make_stack(notifier_delay_ms=1500, extra={"WORKER_IN_FLIGHT": "10"})
     pid = stack.add_product(stock=1000)
     orders = [stack.order([(pid, 1)]) for _ in range(40)]
-    wait_for(lambda: stack.statuses().get("CONFIRMED", 0) >= 1, 30, "some processed")
+    # SIGTERM while a batch is being worked on: some orders done, others received and not yet deleted.
+    wait_for(
+        lambda: stack.statuses().get("CONFIRMED", 0) >= 1 and stack.depths()["queue"]["in_flight"] > 0,
+        30,
+        "a batch in flight",
+    )
     took = stack.runtime.terminate("worker", timeout=contract.STOP_TIMEOUT_SECONDS)
     assert took < contract.GRACEFUL_TIMEOUT_SECONDS
     assert stack.runtime.procs["worker"].returncode == 0
