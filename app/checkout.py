@@ -39,8 +39,8 @@ PLACE_ORDER = (
     "  INSERT INTO orders (id, status, customer_email, items, total_cents, currency, correlation_id)"
     "  VALUES (%s, 'PENDING', %s, %s, %s, %s, %s)"
     "), event AS ("
-    "  INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, payload, correlation_id)"
-    "  VALUES (%s, 'order', %s, 'order.placed', %s, %s)"
+    "  INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, payload, correlation_id, traceparent)"
+    "  VALUES (%s, 'order', %s, 'order.placed', %s, %s, %s)"
     ") " + STORE_KEY
 )
 
@@ -68,8 +68,12 @@ class Checkout:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def place(self, scope: str, key: str, order: OrderIn, correlation_id: str) -> Outcome:
+    def place(
+        self, scope: str, key: str, order: OrderIn, correlation_id: str, traceparent: str | None = None
+    ) -> Outcome:
         """One transaction, one commit: key lock, key lookup, order + outbox row + stored response.
+
+        `traceparent`: the W3C trace context of the request, stored with the outbox event for the consumer.
 
         The key is locked with a transaction-scoped advisory lock taken with `try`: a second request with the
         same key while the first is in flight gets 409 at once instead of waiting; if the first request's task
@@ -123,7 +127,7 @@ class Checkout:
                 PLACE_ORDER,
                 (
                     *(order_id, order.email, json.dumps(lines), total, currency, correlation_id),
-                    *(uuid.uuid4(), str(order_id), json.dumps(event), correlation_id),
+                    *(uuid.uuid4(), str(order_id), json.dumps(event), correlation_id, traceparent),
                     *(key, scope, request_hash, 202, json.dumps(body), KEY_TTL),
                 ),
             )

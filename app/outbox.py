@@ -5,7 +5,8 @@ published in the same transaction, so no row is published by two relays. It slee
 `LISTEN outbox` (the insert trigger NOTIFYs) with a slow periodic sweep as a safety net. When SQS is down
 the SQS breaker opens, the transaction rolls back, rows wait, and they go out after recovery. Delivery is
 at-least-once in the worst case (SQS accepted a batch and the commit then failed): every message carries
-its UUID v4 `message_id` for consumers to deduplicate, and the request's `correlation_id`.
+its UUID v4 `message_id` for consumers to deduplicate, the request's `correlation_id` and, when the request
+had one, its W3C `traceparent`, so the consumer's span links to the request that caused it.
 """
 
 from __future__ import annotations
@@ -64,6 +65,9 @@ class Relay:
                 "event_type": {"DataType": "String", "StringValue": row["event_type"]},
             },
         }
+        if row.get("traceparent"):
+            # The worker links its span to the request that wrote the event (app.worker.Worker._span).
+            entry["MessageAttributes"]["traceparent"] = {"DataType": "String", "StringValue": row["traceparent"]}
         if self._fifo:
             entry["MessageGroupId"] = row["aggregate_id"]
             entry["MessageDeduplicationId"] = message_id
@@ -73,7 +77,7 @@ class Relay:
         """Publish up to 10 rows; returns how many were published. Raises on SQS failure (rows wait)."""
         with conn.transaction():
             rows = conn.execute(
-                "SELECT id, aggregate_id, event_type, payload, correlation_id, created_at FROM outbox"
+                "SELECT id, aggregate_id, event_type, payload, correlation_id, traceparent, created_at FROM outbox"
                 " WHERE published_at IS NULL ORDER BY created_at LIMIT %s FOR UPDATE SKIP LOCKED",
                 (contract.OUTBOX_BATCH_SIZE,),
             ).fetchall()

@@ -9,7 +9,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from app.checkout import IDEMPOTENCY_KEY, OrderIn
 from app.http.util import json_body, services
-from app.observability import correlation_id
+from app.observability import correlation_id, current_traceparent
 from app.problems import Problem
 
 bp = Blueprint("checkout", __name__)
@@ -29,7 +29,8 @@ def place_order() -> tuple[Response, int]:
             kind="idempotency-key",
         )
     order = json_body(OrderIn)
-    outcome = services().checkout.place("checkout", key, order, correlation_id.get())
+    traceparent = current_traceparent(request.headers.get("traceparent"))
+    outcome = services().checkout.place("checkout", key, order, correlation_id.get(), traceparent)
     if outcome.status >= 400:
         problem = Problem(
             outcome.status,

@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask, Response, g, request
 
 from app import contract
-from app.observability import correlation_id, emf_record, pick_correlation_id, write_request_record
+from app.observability import RequestRecords, correlation_id, pick_correlation_id
 from app.problems import Problem
 from app.services import Services
 from app.settings import Settings
@@ -54,21 +54,25 @@ def install(app: Flask, settings: Settings, services: Services) -> None:
     app.wsgi_app = StaticHeaders(app.wsgi_app, SECURITY_HEADERS)  # type: ignore[method-assign]
     origins = settings.cors_origin_list
     limiter, catalog = services.limiter, services.catalog
+    records = RequestRecords(settings.metrics_namespace)
 
     @app.before_request
     def before() -> Response | None:
+        req = request._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup, not one per use
         g.start = time.perf_counter()
-        cid = pick_correlation_id(request.headers.get("X-Request-Id"), request.headers.get("traceparent"))
+        headers = req.headers
+        cid = pick_correlation_id(headers.get("X-Request-Id"), headers.get("traceparent"))
         correlation_id.set(cid)  # every log line of the request carries it (see observability._add_correlation)
-        if request.method == "OPTIONS" and request.headers.get("Access-Control-Request-Method"):
+        method = req.method
+        if method == "OPTIONS" and headers.get("Access-Control-Request-Method"):
             return _preflight(origins)
-        if request.path in EXEMPT:
+        if req.path in EXEMPT:
             return None
         # One Redis round trip: the token bucket, plus the cache entry a product read is about to need.
         prefetch = None
-        if request.endpoint == "catalog.get_product" and request.view_args:
-            prefetch = catalog.cache_key(request.view_args["product_id"])
-        decision = limiter.check(request.remote_addr or "unknown", prefetch)
+        if req.endpoint == "catalog.get_product" and req.view_args:
+            prefetch = catalog.cache_key(req.view_args["product_id"])
+        decision = limiter.check(req.remote_addr or "unknown", prefetch)
         if not decision.allowed:
             raise Problem(
                 429,
@@ -79,8 +83,7 @@ def install(app: Flask, settings: Settings, services: Services) -> None:
             )
         if decision.prefetch_done:
             g.prefetched = decision.prefetched
-        has_body = request.method in BODY_METHODS and (request.content_length or request.data)
-        if has_body and request.mimetype != "application/json":
+        if method in BODY_METHODS and (req.content_length or req.data) and req.mimetype != "application/json":
             raise Problem(
                 415,
                 "Unsupported media type",
@@ -91,19 +94,20 @@ def install(app: Flask, settings: Settings, services: Services) -> None:
 
     @app.after_request
     def after(resp: Response) -> Response:
+        req = request._get_current_object()  # type: ignore[attr-defined]
         headers = resp.headers
         headers["X-Request-Id"] = correlation_id.get()
         if "Cache-Control" not in headers:
             headers["Cache-Control"] = "no-store"
-        origin = request.headers.get("Origin")
+        origin = req.headers.get("Origin")
         if origin and origin in origins:
             headers["Access-Control-Allow-Origin"] = origin
             headers["Access-Control-Expose-Headers"] = CORS_EXPOSE_HEADERS
             headers.add("Vary", "Origin")
         start = g.get("start")
-        if start is not None and request.path != contract.HEALTH_LIVE_PATH:
-            route = request.url_rule.rule if request.url_rule else "unmatched"
+        path = req.path
+        if start is not None and path != contract.HEALTH_LIVE_PATH:
+            rule = req.url_rule
             latency_ms = (time.perf_counter() - start) * 1000
-            record = emf_record(settings.metrics_namespace, route, request.method, resp.status_code, latency_ms)
-            write_request_record(record, request.path)
+            records.write(rule.rule if rule else "unmatched", req.method, resp.status_code, latency_ms, path)
         return resp

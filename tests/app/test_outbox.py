@@ -115,3 +115,22 @@ def test_orders_are_accepted_while_sqs_is_down_and_delivered_after_recovery(
         if moto.server is None or not moto.server._server:
             moto.start()
     assert sorted(m["body"]["data"]["order_id"] for m in messages) == sorted(order_ids)
+
+
+def test_the_requests_trace_context_travels_with_its_event_and_a_malformed_one_is_dropped(
+    client: Any, add_product: Any, db: Any, make_settings: Any, queue_url: str, moto: Any
+) -> None:
+    _clear_outbox(db)
+    pid = add_product(stock=10)
+    traced = "00-" + "ab" * 16 + "-" + "cd" * 8 + "-01"
+    for extra in ({"traceparent": traced}, {"traceparent": "00-not-a-trace-context"}, {}):
+        resp = client.post(
+            "/api/checkout/orders",
+            json={"email": "b@example.com", "items": [{"product_id": pid, "quantity": 1}]},
+            headers={"Idempotency-Key": str(uuid.uuid4()), **extra},
+        )
+        assert resp.status_code == 202
+    with relays(make_settings(queue_url=queue_url), 1):
+        messages = _drain_queue(moto.client("sqs"), queue_url, 3)
+    carried = sorted(m["attrs"].get("traceparent", {}).get("StringValue", "") for m in messages)
+    assert carried == ["", "", traced]

@@ -81,6 +81,56 @@ def test_tracing_exports_flask_and_database_spans_when_enabled(database: str, pr
     assert '"db.system": "postgresql"' in out.stdout or '"db.system.name": "postgresql"' in out.stdout
 
 
+def test_with_tracing_on_the_worker_span_links_to_the_request_that_placed_the_order(
+    database: str, prefix: str, add_product: Any
+) -> None:
+    pid = add_product(stock=10)
+    caller = "00-" + "ab" * 16 + "-" + "cd" * 8 + "-01"
+    code = (
+        "import json, uuid\n"
+        "from opentelemetry import trace\n"
+        "from app.events import parse\n"
+        "from app.http.factory import create_app\n"
+        "from app.settings import Settings\n"
+        "from app.worker import Worker\n"
+        "app = create_app()\n"
+        "services = app.extensions['services']\n"
+        f"body = {{'email': 'b@example.com', 'items': [{{'product_id': {pid}, 'quantity': 1}}]}}\n"
+        f"headers = {{'Idempotency-Key': str(uuid.uuid4()), 'traceparent': '{caller}'}}\n"
+        "order = app.test_client().post('/api/checkout/orders', json=body, headers=headers).json['id']\n"
+        "row = services.db.read(lambda c: c.execute("
+        "'SELECT id, event_type, aggregate_id, correlation_id, payload, created_at, traceparent FROM outbox"
+        " WHERE aggregate_id = %s', (order,)).fetchone(), fresh=True)\n"
+        "print('OUTBOX', row['traceparent'])\n"
+        "event = parse(json.dumps({'message_id': str(row['id']), 'type': row['event_type'],"
+        " 'aggregate_id': row['aggregate_id'], 'correlation_id': row['correlation_id'],"
+        " 'occurred_at': row['created_at'].isoformat(), 'data': row['payload']}))\n"
+        "worker = Worker(Settings(queue_url='http://127.0.0.1:1/queue/orders'))\n"
+        "with worker._span(event, {'traceparent': {'StringValue': row['traceparent']}}):\n"
+        "    pass\n"
+        "trace.get_tracer_provider().force_flush()\n"
+        "worker.close()\n"
+        "services.close()\n"
+    )
+    env = {
+        **os.environ,
+        contract.DB_NAME: database,
+        contract.REDIS_KEY_PREFIX: prefix,
+        contract.OTEL_EXPORTER_OTLP_ENDPOINT: "console",
+        contract.LOG_LEVEL: "WARNING",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    stored = next(line.split()[1] for line in out.stdout.splitlines() if line.startswith("OUTBOX "))
+    # The event carries the API's server span: same trace as the caller, a span of its own.
+    assert stored.split("-")[1] == "ab" * 16 and stored.split("-")[2] != "cd" * 8
+    assert '"name": "process order.placed"' in out.stdout
+    link = out.stdout[out.stdout.index('"name": "process order.placed"') :]
+    assert f'"span_id": "0x{stored.split("-")[2]}"' in link[link.index('"links"') :]
+
+
 def test_redis_auth_token_from_settings_is_used(make_app: Any, add_product: Any) -> None:
     server = RedisServer()
     exe = shutil.which("redis-server")

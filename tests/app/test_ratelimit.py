@@ -34,3 +34,11 @@ def test_limiter_fails_open_when_redis_is_unreachable(make_app: Any) -> None:
     client = make_app(rate_limit_per_minute=1, redis_url=f"redis://127.0.0.1:{free_port()}/0").test_client()
     codes = {client.get("/api/config").status_code for _ in range(5)}
     assert codes == {200}
+
+
+def test_limiter_keeps_counting_after_redis_lost_its_scripts(make_app: Any) -> None:
+    app = make_app(rate_limit_per_minute=2)
+    client = app.test_client()
+    assert client.get("/api/config").status_code == 200
+    app.extensions["services"].cache.client.script_flush()  # as after a failover to a fresh replica
+    assert [client.get("/api/config").status_code for _ in range(2)] == [200, 429]
