@@ -24,7 +24,9 @@ def client(service: str, settings: Settings) -> Any:
         # Standard mode: exponential backoff with jitter, for retryable (idempotent-safe) errors only.
         retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
     )
-    return boto3.session.Session().client(service, endpoint_url=settings.aws_endpoint_url or None, config=config)
+    # Typed per service name by boto3-stubs; this one factory serves every service the app names.
+    session: Any = boto3.session.Session()
+    return session.client(service, endpoint_url=settings.aws_endpoint_url or None, config=config)
 
 
 class AdminToken:

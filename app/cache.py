@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("app.cache")
 REDIS_ERRORS: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
+# What a caller of `Cache.call` handles as "the cache is unavailable": Redis failed, or its breaker is open.
+REDIS_UNAVAILABLE: tuple[type[BaseException], ...] = (CircuitOpenError, *REDIS_ERRORS)
 
 
 def redis_client(settings: Settings, *, single_connection: bool = False) -> redis.Redis:
@@ -81,7 +83,7 @@ class Cache:
         """(hit, value); a miss when Redis is unavailable."""
         try:
             raw = self.call(lambda r: r.get(key))
-        except (CircuitOpenError, *REDIS_ERRORS):
+        except REDIS_UNAVAILABLE:
             return False, None
         if raw is None:
             return False, None
@@ -91,19 +93,19 @@ class Cache:
         """The cached bytes, or None on a miss or when Redis is unavailable."""
         try:
             return self.call(lambda r: r.get(key))  # type: ignore[no-any-return]
-        except (CircuitOpenError, *REDIS_ERRORS):
+        except REDIS_UNAVAILABLE:
             return None
 
     def set_json(self, key: str, value: Any, ttl: int) -> None:
         try:
             self.call(lambda r: r.set(key, json.dumps(value, separators=(",", ":")), ex=ttl))
-        except (CircuitOpenError, *REDIS_ERRORS):
+        except REDIS_UNAVAILABLE:
             log.info("cache_set_skipped", key=key)
 
     def delete(self, *keys: str) -> None:
         try:
             self.call(lambda r: r.delete(*keys))
-        except (CircuitOpenError, *REDIS_ERRORS):
+        except REDIS_UNAVAILABLE:
             # The entry will expire by TTL; logged so the stale window is visible.
             log.warning("cache_invalidation_failed", keys=list(keys))
 
@@ -179,7 +181,7 @@ class ConfigCache:
         self.invalidate_local()
         try:
             self._cache.call(lambda r: r.publish(self.channel, "1"))
-        except (CircuitOpenError, *REDIS_ERRORS):
+        except REDIS_UNAVAILABLE:
             log.warning("config_invalidation_not_published")
 
     def stop(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from datetime import datetime
@@ -10,8 +11,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from app import contract
-from app.cache import REDIS_ERRORS
-from app.resilience import CircuitOpenError
+from app.cache import REDIS_UNAVAILABLE
 from app.types import Text
 
 if TYPE_CHECKING:
@@ -94,7 +94,7 @@ class Catalog:
     def _list_version(self) -> str:
         try:
             raw = self.cache.call(lambda r: r.get(self.cache.key("products", "version")))
-        except (CircuitOpenError, *REDIS_ERRORS):
+        except REDIS_UNAVAILABLE:
             return ""
         return raw.decode() if raw else "0"
 
@@ -143,10 +143,8 @@ class Catalog:
         return body, False
 
     def _invalidate_lists(self) -> None:
-        try:
+        with contextlib.suppress(*REDIS_UNAVAILABLE):
             self.cache.call(lambda r: r.incr(self.cache.key("products", "version")))
-        except (CircuitOpenError, *REDIS_ERRORS):
-            pass
 
     def create(self, p: ProductIn) -> dict[str, Any]:
         with self.db.transaction() as conn:

@@ -23,6 +23,8 @@ from app.problems import Problem
 from app.types import Text
 
 if TYPE_CHECKING:
+    import psycopg
+
     from app.data import Database
 
 IDEMPOTENCY_KEY = r"^[\x21-\x7e]{1,255}$"
@@ -156,7 +158,7 @@ class Checkout:
         return lines, total, currencies.pop()
 
     def get(self, order_id: uuid.UUID) -> dict[str, Any] | None:
-        def query(conn: Any) -> dict[str, Any] | None:
+        def query(conn: psycopg.Connection[dict[str, Any]]) -> dict[str, Any] | None:
             return conn.execute(
                 "SELECT id, status, customer_email AS email, items, total_cents, currency, created_at"
                 " FROM orders WHERE id = %s",

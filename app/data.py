@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("app.data")
 T = TypeVar("T")
 DB_ERRORS: tuple[type[BaseException], ...] = (psycopg.OperationalError, PoolTimeout)
+READER_UNAVAILABLE: tuple[type[BaseException], ...] = (CircuitOpenError, *DB_ERRORS)
 MIGRATION_LOCK_ID = 7_001_001
 # A connection handed back healthy less than this long ago skips the pool's liveness round trip (the bypass
 # window of HikariCP and others): under load every checkout would otherwise pay one extra round trip, while
@@ -94,7 +95,7 @@ class Database:
             reader = self.reader
             try:
                 return self.reader_breaker.call(lambda: on(reader))
-            except (CircuitOpenError, *DB_ERRORS) as exc:
+            except READER_UNAVAILABLE as exc:
                 log.info("reader_fallback_to_writer", reason=type(exc).__name__)
         for attempt in retrying(DB_ERRORS, attempts=3):
             with attempt:
@@ -128,7 +129,7 @@ def migrate(settings: Settings) -> list[str]:
                 if version in done:
                     continue
                 with conn.transaction():
-                    conn.execute(sql.encode())  # type: ignore[call-overload]
+                    conn.execute(sql.encode())
                     conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
                 applied.append(version)
                 log.info("migration_applied", version=version)

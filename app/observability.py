@@ -9,6 +9,7 @@ import random
 import re
 import sys
 import time
+from collections.abc import MutableMapping
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -45,14 +46,14 @@ def _is_secret_key(key: str) -> bool:
     return _SECRET_KEY.search(key) is not None
 
 
-def _redact(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+def _redact(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key in list(event):
         if _is_secret_key(key):
             event[key] = "[redacted]"
     return event
 
 
-def _add_correlation(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+def _add_correlation(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     cid = correlation_id.get()
     if cid and "correlation_id" not in event:
         event["correlation_id"] = cid

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("app.outbox")
 SQS_ERRORS: tuple[type[BaseException], ...] = (BotoCoreError, ClientError)
+SQS_UNAVAILABLE: tuple[type[BaseException], ...] = (CircuitOpenError, *SQS_ERRORS)
 SWEEP_SECONDS = 5.0
 
 
@@ -123,7 +124,7 @@ class Relay:
                             try:
                                 published = self.drain(work)
                                 backoff = 0.5
-                            except (CircuitOpenError, *SQS_ERRORS) as exc:
+                            except SQS_UNAVAILABLE as exc:
                                 log.warning("relay_sqs_unavailable", error=type(exc).__name__, retry_in=backoff)
                                 self.stop.wait(backoff)
                                 backoff = min(backoff * 2, self.settings.breaker_reset_seconds)

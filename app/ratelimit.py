@@ -15,8 +15,7 @@ from typing import Any
 import redis
 import structlog
 
-from app.cache import REDIS_ERRORS, Cache
-from app.resilience import CircuitOpenError
+from app.cache import REDIS_UNAVAILABLE, Cache
 
 log = structlog.get_logger("app.ratelimit")
 FAIL_OPEN: Counter[str] = Counter()
@@ -77,7 +76,7 @@ class RateLimiter:
             keys.append(prefetch_key)
         try:
             allowed, retry, remaining, cached = self._cache.call(lambda r: self._run(r, keys))
-        except (CircuitOpenError, *REDIS_ERRORS) as exc:
+        except REDIS_UNAVAILABLE as exc:
             FAIL_OPEN[type(exc).__name__] += 1
             log.warning("rate_limit_fail_open", reason=type(exc).__name__)
             return Decision(True, 0, self.per_minute, self.per_minute)

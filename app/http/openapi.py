@@ -15,7 +15,7 @@ _SKU = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 _CATEGORY = r"^[a-z0-9][a-z0-9-]{0,39}$"
 _EMAIL = r"^[^@\s]{1,64}@[^@\s]{1,190}\.[A-Za-z]{2,}$"
 _ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
-_ADMIN = [{"bearer": []}]
+_ADMIN: list[dict[str, list[str]]] = [{"bearer": []}]
 
 
 def _json(schema: dict[str, Any]) -> dict[str, Any]:
