@@ -26,18 +26,17 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import psycopg
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
 from app import aws, contract
-from app.cache import REDIS_ERRORS, Cache
+from app.cache import REDIS_UNAVAILABLE, Cache
 from app.catalog import Catalog
 from app.data import Database
 from app.events import Envelope, InvalidMessage, message_id_hint, parse
@@ -50,6 +49,8 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("app.worker")
 SQS_ERRORS: tuple[type[BaseException], ...] = (BotoCoreError, ClientError)
+# The queue's attributes could not be read, or its VisibilityTimeout is not a number.
+ATTRIBUTES_UNREADABLE: tuple[type[BaseException], ...] = (*SQS_ERRORS, ValueError)
 BATCH = 10
 MAX_DELAY_SECONDS = 900  # SQS's limit for both DelaySeconds and a backoff we would want
 DONE = b"done"
@@ -152,7 +153,7 @@ class Worker:
                 QueueUrl=self.settings.queue_url, AttributeNames=["VisibilityTimeout"]
             )["Attributes"]
             return max(1, int(attrs.get("VisibilityTimeout", "30")))
-        except (*SQS_ERRORS, ValueError) as exc:
+        except ATTRIBUTES_UNREADABLE as exc:
             log.warning("queue_attributes_unavailable", error=type(exc).__name__)
             return 30
 
@@ -393,7 +394,7 @@ class Worker:
                 self._unclaim(mid)
                 log.info("message_deferred", message_id=mid, reason="notification breaker open")
                 return Result("requeue", "deferred", message)
-            except (OrderNotFound, NotificationRejected, NotificationFailed, httpx.HTTPError, psycopg.Error) as exc:
+            except (OrderNotFound, NotificationRejected, NotificationFailed, psycopg.Error) as exc:
                 self._unclaim(mid)
                 log.warning(
                     "message_failed",
@@ -433,8 +434,10 @@ class Worker:
             ctx = trace.get_current_span(TraceContextTextMapPropagator().extract({"traceparent": parent}))
             if ctx.get_span_context().is_valid:
                 links.append(trace.Link(ctx.get_span_context()))
-        tracer = trace.get_tracer("app.worker")
-        with tracer.start_as_current_span(
+        if self._tracer is None:
+            # A proxy until tracing is configured, then the real tracer: fetched once, not per message.
+            self._tracer = trace.get_tracer("app.worker")
+        with self._tracer.start_as_current_span(
             f"process {event.type}",
             kind=trace.SpanKind.CONSUMER,
             links=links,
@@ -459,29 +462,25 @@ class Worker:
         free again when SQS redelivers it.
         """
         key = self._claim_key(mid)
+        ttl = max(self.visibility - 1, 1)
         try:
-            if self.cache.call(lambda r: r.set(key, b"processing", nx=True, ex=max(self.visibility - 1, 1))):
-                return "go"
-            value = self.cache.call(lambda r: r.get(key))
-        except (CircuitOpenError, *REDIS_ERRORS):
+            # SET NX GET (Redis 7.0+): the claim and, when it is taken, its holder's value in one atomic step.
+            previous = self.cache.call(lambda r: r.set(key, b"processing", nx=True, get=True, ex=ttl))
+        except REDIS_UNAVAILABLE:
             return "go"  # the fast path is down; the unique row still guards
-        if value == DONE:
-            return "done"
-        return "busy" if value is not None else "go"
+        if previous is None:
+            return "go"
+        return "done" if previous == DONE else "busy"
 
     def _mark_done(self, mid: str) -> None:
         key = self._claim_key(mid)
-        try:
+        with suppress(*REDIS_UNAVAILABLE):
             self.cache.call(lambda r: r.set(key, DONE, ex=contract.IDEMPOTENCY_KEY_TTL_SECONDS))
-        except (CircuitOpenError, *REDIS_ERRORS):
-            pass
 
     def _unclaim(self, mid: str) -> None:
         key = self._claim_key(mid)
-        try:
+        with suppress(*REDIS_UNAVAILABLE):
             self.cache.call(lambda r: r.delete(key))
-        except (CircuitOpenError, *REDIS_ERRORS):
-            pass
 
     # --- the effect ----------------------------------------------------------------------------------------
 

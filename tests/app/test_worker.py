@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -15,6 +17,7 @@ from typer.testing import CliRunner
 from app.cli import cli
 from app.dlq import redrive
 from app.events import InvalidMessage, parse
+from app.notifications import NotificationFailed, NotificationRejected, Notifier
 from app.observability import configure_logging
 from app.settings import Settings
 from app.worker import Result, Tracked, Worker, backoff_seconds
@@ -283,6 +286,80 @@ def test_heartbeat_extends_the_visibility_of_a_long_job_until_its_job_timeout(wo
     finally:
         worker.close()
     assert fake.calls == [("visibility", [("soon", 4)])]
+
+
+def test_a_message_is_claimed_once_then_reported_busy_until_done(worker_settings: Any) -> None:
+    worker = Worker(worker_settings())
+    try:
+        mid = str(uuid.uuid4())
+        assert worker._claim(mid) == "go"
+        assert worker._claim(mid) == "busy"  # another delivery holds it
+        worker._mark_done(mid)
+        assert worker._claim(mid) == "done"
+        other = str(uuid.uuid4())
+        assert worker._claim(other) == "go"
+        worker._unclaim(other)  # its processing failed: the next delivery may take it
+        assert worker._claim(other) == "go"
+    finally:
+        worker.close()
+
+
+@pytest.fixture
+def provider() -> Iterator[tuple[str, list[int], list[dict[str, str]]]]:
+    """A provider answering the queued statuses in turn (then 200); records each request's headers."""
+    answers: list[int] = []
+    seen: list[dict[str, str]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            seen.append({**dict(self.headers), "body": body.decode()})
+            self.send_response(answers.pop(0) if answers else 200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/notify", answers, seen
+    server.shutdown()
+    server.server_close()
+
+
+def test_notifier_retries_5xx_and_refused_connections_and_gives_up_on_other_4xx(
+    make_settings: Callable[..., Settings], provider: Any
+) -> None:
+    url, answers, seen = provider
+    notifier = Notifier(make_settings(notification_url=url, notification_api_key="k-123", breaker_min_calls=100))
+    try:
+        answers.extend([503, 429])
+        notifier.send("mid-1", {"type": "order.confirmed"})
+        assert len(seen) == 3
+        assert {h["Idempotency-Key"] for h in seen} == {"mid-1"}
+        assert seen[-1]["Authorization"] == "Bearer k-123"
+        assert json.loads(seen[-1]["body"]) == {"type": "order.confirmed"}
+        answers.extend([500, 500, 500])
+        with pytest.raises(NotificationFailed):
+            notifier.send("mid-2", {})
+        answers.append(404)
+        seen.clear()
+        with pytest.raises(NotificationRejected):
+            notifier.send("mid-3", {})
+        assert len(seen) == 1  # permanent: not retried
+    finally:
+        notifier.close()
+    down = Notifier(make_settings(notification_url="http://127.0.0.1:9/notify", breaker_min_calls=100))
+    try:
+        with pytest.raises(NotificationFailed, match="unreachable"):
+            down.send("mid-4", {})
+    finally:
+        down.close()
 
 
 def test_backoff_grows_per_receive_with_jitter_and_stays_within_sqs_limits() -> None:
