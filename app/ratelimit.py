@@ -7,15 +7,13 @@ for a while is better than failing every request of the site.
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
 
-import redis
 import structlog
 
 from app.cache import REDIS_UNAVAILABLE, Cache
+from app.lua import LuaScript
 
 log = structlog.get_logger("app.ratelimit")
 FAIL_OPEN: Counter[str] = Counter()
@@ -57,16 +55,7 @@ class RateLimiter:
     def __init__(self, cache: Cache, per_minute: int) -> None:
         self._cache = cache
         self.per_minute = per_minute
-        self._sha = hashlib.sha1(_LUA.encode(), usedforsecurity=False).hexdigest()
-
-    def _run(self, client: redis.Redis, keys: list[str]) -> Any:
-        # EVALSHA through execute_command: redis-py's Script wrapper costs about as much again per call as the
-        # round trip itself, on the one call every request makes. A flushed or failed-over Redis has lost the
-        # script: EVAL sends it again (and caches it there).
-        try:
-            return client.execute_command("EVALSHA", self._sha, len(keys), *keys, self.per_minute)
-        except redis.exceptions.NoScriptError:
-            return client.execute_command("EVAL", _LUA, len(keys), *keys, self.per_minute)
+        self._script = LuaScript(_LUA)
 
     def check(self, client_id: str, prefetch_key: str | None = None) -> Decision:
         """Take a token for `client_id`. `prefetch_key`: a cache entry the request is about to read, fetched
@@ -75,7 +64,7 @@ class RateLimiter:
         if prefetch_key:
             keys.append(prefetch_key)
         try:
-            allowed, retry, remaining, cached = self._cache.call(lambda r: self._run(r, keys))
+            allowed, retry, remaining, cached = self._cache.call(lambda r: self._script(r, keys, [self.per_minute]))
         except REDIS_UNAVAILABLE as exc:
             FAIL_OPEN[type(exc).__name__] += 1
             log.warning("rate_limit_fail_open", reason=type(exc).__name__)

@@ -13,7 +13,6 @@ its state cannot live in the thing it protects.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from collections import Counter
@@ -23,8 +22,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
-from redis.exceptions import NoScriptError
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+from app.lua import LuaScript
 
 if TYPE_CHECKING:
     import redis
@@ -99,7 +99,7 @@ if total >= min_calls and failed / total >= rate then
 end
 return ''
 """
-_LUA_SHA = hashlib.sha1(_LUA.encode(), usedforsecurity=False).hexdigest()  # EVALSHA's name for the script
+_SCRIPT = LuaScript(_LUA)
 
 
 class CircuitOpenError(Exception):
@@ -198,7 +198,7 @@ class CircuitBreaker:
         if client is None:
             return None
         try:
-            return _evalsha(client, self._keys, args)
+            return _SCRIPT(client, self._keys, args)
         except Exception as exc:  # noqa: BLE001 - any store failure means "use local state"
             log.debug("breaker_store_unavailable", breaker=self.name, error=type(exc).__name__)
             return None
@@ -292,19 +292,6 @@ class CircuitBreaker:
             self.record(False, probe)
             raise
         self.record(True, probe)
-
-
-def _evalsha(client: redis.Redis, keys: list[str], args: list[Any]) -> Any:
-    """Run the script by its digest, loading it where the server does not know it (first use, restart, failover).
-
-    A plain EVALSHA rather than redis-py's `Script` object, whose per-call wrapping (argument copies, a
-    pipeline check, an import) is paid twice per guarded call.
-    """
-    try:
-        return client.execute_command("EVALSHA", _LUA_SHA, len(keys), *keys, *args)
-    except NoScriptError:
-        client.script_load(_LUA)
-        return client.execute_command("EVALSHA", _LUA_SHA, len(keys), *keys, *args)
 
 
 def retrying(retry_on: tuple[type[BaseException], ...], attempts: int = MAX_ATTEMPTS) -> Retrying:

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 import redis
 
-from app.resilience import _LUA, TRANSITIONS, CircuitBreaker, CircuitOpenError, _evalsha
+from app.lua import LuaScript
+from app.resilience import TRANSITIONS, CircuitBreaker, CircuitOpenError
 
 
 class Boom(Exception):
@@ -64,30 +65,16 @@ def test_exactly_one_half_open_probe_runs_across_all_tasks(make_settings: Any) -
     assert tasks[3].state == "closed"
 
 
-def test_the_script_is_loaded_again_where_the_server_does_not_know_it() -> None:
-    class ForgetfulRedis:
-        """A server after a restart or failover: the first EVALSHA meets NOSCRIPT."""
-
-        def __init__(self) -> None:
-            self.loaded: list[str] = []
-            self.calls = 0
-
-        def execute_command(self, *args: Any) -> Any:
-            self.calls += 1
-            assert args[0] == "EVALSHA"
-            if not self.loaded:
-                raise redis.exceptions.NoScriptError("NOSCRIPT No matching script")
-            return [1, 0, b""]
-
-        def script_load(self, script: str) -> str:
-            self.loaded.append(script)
-            return "sha"
-
-    server = ForgetfulRedis()
-    assert _evalsha(server, ["a", "b", "c"], ["allow"]) == [1, 0, b""]  # type: ignore[arg-type]
-    assert server.loaded == [_LUA] and server.calls == 2
-    assert _evalsha(server, ["a", "b", "c"], ["allow"]) == [1, 0, b""]  # type: ignore[arg-type]
-    assert server.loaded == [_LUA] and server.calls == 3  # loaded once, then run by its digest
+def test_a_script_runs_by_its_digest_and_is_sent_again_where_the_server_lost_it() -> None:
+    r = redis.Redis()
+    script = LuaScript("return {KEYS[1], ARGV[1]}")
+    try:
+        r.script_flush()  # as after a restart or a failover to a fresh replica
+        assert script(r, ["k"], ["v"]) == [b"k", b"v"]  # NOSCRIPT, then EVAL
+        assert r.script_exists(script.sha) == [True]  # cached there by the EVAL
+        assert script(r, ["k2"], ["v2"]) == [b"k2", b"v2"]
+    finally:
+        r.close()
 
 
 def test_failed_probe_reopens_the_breaker(make_settings: Any) -> None:
