@@ -103,11 +103,24 @@ class Cache:
             log.info("cache_set_skipped", key=key)
 
     def delete(self, *keys: str) -> None:
+        self.invalidate(list(keys))
+
+    def invalidate(self, keys: list[str], versions: tuple[str, ...] = ()) -> None:
+        """Drop `keys` and bump the `versions` counters (which name a family of entries) in one round trip."""
+
+        def drop(r: redis.Redis) -> None:
+            pipe = r.pipeline(transaction=False)
+            if keys:
+                pipe.delete(*keys)
+            for version in versions:
+                pipe.incr(version)
+            pipe.execute()
+
         try:
-            self.call(lambda r: r.delete(*keys))
+            self.call(drop)
         except REDIS_UNAVAILABLE:
-            # The entry will expire by TTL; logged so the stale window is visible.
-            log.warning("cache_invalidation_failed", keys=list(keys))
+            # The entries will expire by TTL; logged so the stale window is visible.
+            log.warning("cache_invalidation_failed", keys=keys, versions=list(versions))
 
     def ping(self) -> None:
         self.client.ping()

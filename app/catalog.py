@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 from datetime import datetime
@@ -15,6 +14,8 @@ from app.cache import REDIS_UNAVAILABLE
 from app.types import Text
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     import psycopg
 
     from app.cache import Cache
@@ -93,7 +94,7 @@ class Catalog:
 
     def _list_version(self) -> str:
         try:
-            raw = self.cache.call(lambda r: r.get(self.cache.key("products", "version")))
+            raw = self.cache.call(lambda r: r.get(self._list_version_key()))
         except REDIS_UNAVAILABLE:
             return ""
         return raw.decode() if raw else "0"
@@ -142,9 +143,13 @@ class Catalog:
             self.cache.set_json(key, body, contract.PRODUCT_CACHE_TTL_SECONDS)
         return body, False
 
-    def _invalidate_lists(self) -> None:
-        with contextlib.suppress(*REDIS_UNAVAILABLE):
-            self.cache.call(lambda r: r.incr(self.cache.key("products", "version")))
+    def _list_version_key(self) -> str:
+        return self.cache.key("products", "version")
+
+    def invalidate(self, product_ids: Iterable[int] = ()) -> None:
+        """These products changed (or one was added): drop their cached copies and every cached list, at once."""
+        keys = [self._key(product_id) for product_id in sorted(set(product_ids))]
+        self.cache.invalidate(keys, versions=(self._list_version_key(),))
 
     def create(self, p: ProductIn) -> dict[str, Any]:
         with self.db.transaction() as conn:
@@ -156,7 +161,7 @@ class Catalog:
             ).fetchone()
         if row is None:
             return {}
-        self._invalidate_lists()
+        self.invalidate()
         return to_json(row)
 
     def replace(self, product_id: int, p: ProductIn) -> dict[str, Any] | None:
@@ -167,8 +172,7 @@ class Catalog:
                 " RETURNING id, sku, name, description, category, price_cents, currency, stock, updated_at",
                 (p.sku, p.name, p.description, p.category, p.price_cents, p.currency, p.stock, product_id),
             ).fetchone()
-        self.cache.delete(self._key(product_id))
-        self._invalidate_lists()
+        self.invalidate([product_id])
         return to_json(row) if row else None
 
     def set_stock(self, product_id: int, stock: int) -> dict[str, Any] | None:
@@ -183,14 +187,13 @@ class Catalog:
             return None
         product = to_json(row)
         self.cache.set_json(self._key(product_id), product, contract.PRODUCT_CACHE_TTL_SECONDS)
-        self._invalidate_lists()
+        self.invalidate()
         return product
 
     def delete(self, product_id: int) -> bool:
         with self.db.transaction() as conn:
             cur = conn.execute("DELETE FROM products WHERE id = %s", (product_id,))
-        self.cache.delete(self._key(product_id))
-        self._invalidate_lists()
+        self.invalidate([product_id])
         return cur.rowcount > 0
 
 

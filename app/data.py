@@ -10,7 +10,7 @@ import importlib.resources
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, LiteralString, TypeVar
 
 import psycopg
 import structlog
@@ -47,8 +47,16 @@ def _check_if_idle(conn: psycopg.Connection[Any]) -> None:
 
 
 class Database:
-    def __init__(self, settings: Settings, redis_client: Callable[[], redis.Redis | None] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        redis_client: Callable[[], redis.Redis | None] | None = None,
+        *,
+        min_connections: int = 1,
+    ) -> None:
+        """`min_connections`: kept open in each pool (filled in the background once opened)."""
         self.settings = settings
+        self._min_connections = min(min_connections, settings.db_pool_max)
         self.writer = self._pool("writer", settings.db_writer_host)
         self.reader = self._pool("reader", settings.db_reader_host) if settings.db_reader_host else None
         self.reader_breaker = CircuitBreaker("db-reader", settings, redis_client, DB_ERRORS)
@@ -56,7 +64,7 @@ class Database:
     def _pool(self, name: str, host: str) -> ConnectionPool:
         return ConnectionPool(
             kwargs={**self.settings.conninfo(host), "autocommit": False},
-            min_size=1,
+            min_size=self._min_connections,
             max_size=self.settings.db_pool_max,
             timeout=self.settings.outbound_timeout,
             name=name,
@@ -66,10 +74,19 @@ class Database:
             reconnect_timeout=60,
         )
 
-    def open(self) -> None:
+    def open(self, ready_within: float = 0.0) -> bool:
+        """Open the pools (they connect in the background); with `ready_within`, wait up to that many
+        seconds for the writer's minimum connections. Returns whether they are there."""
         self.writer.open(wait=False)
         if self.reader is not None:
             self.reader.open(wait=False)
+        # Not ConnectionPool.wait(): on a timeout it closes the pool, and a slow start must not stop the task.
+        deadline = time.monotonic() + ready_within
+        while self.writer.get_stats().get("pool_available", 0) < self._min_connections:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+        return True
 
     def close(self) -> None:
         self.writer.close()
@@ -82,6 +99,21 @@ class Database:
         with self.writer.connection() as conn:
             conn.row_factory = dict_row  # type: ignore[assignment]
             yield conn  # type: ignore[misc]
+
+    def execute(self, sql: LiteralString, params: dict[str, Any] | tuple[Any, ...]) -> list[dict[str, Any]]:
+        """One statement on the writer as its own transaction; returns its rows (none for a plain write).
+
+        In autocommit the statement is the transaction: one round trip instead of BEGIN, statement, COMMIT.
+        """
+        with self.writer.connection() as conn:
+            conn.row_factory = dict_row  # type: ignore[assignment]
+            conn.autocommit = True
+            try:
+                cur = conn.execute(sql, params)
+                return cur.fetchall() if cur.description else []  # type: ignore[return-value]
+            finally:
+                if not conn.broken:  # a broken one is discarded by the pool
+                    conn.autocommit = False
 
     def read(self, fn: Callable[[psycopg.Connection[dict[str, Any]]], T], *, fresh: bool = False) -> T:
         """Run an idempotent read: on the reader unless `fresh`, falling back to the writer; retried."""

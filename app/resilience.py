@@ -6,6 +6,13 @@ tasks: the failure rate is counted over a rolling window of one-second buckets; 
 tasks wins the half-open probe (a key with a lease, not a lock held during the call: if the prober dies the
 lease expires and another task probes); the probe's result closes or re-opens it.
 
+While the breaker is closed, the common case, a task asks Redis only about what can change the state: every
+failure is counted there at once, and judged against the window there; successes are counted in process
+memory and go to Redis with the task's next failure (so the rate that failure is judged on includes them) or
+within `SHARED_VIEW_SECONDS`. A task that saw the breaker closed that recently lets calls through without
+asking again, so another task's opening reaches it within that time, and a healthy dependency costs no Redis
+round trip per call. Open and half-open breakers are asked about on every call.
+
 If Redis itself is unreachable, the breaker falls back to the same algorithm kept in process memory, so a
 Redis outage degrades sharing, never availability. The breaker that guards Redis is process-local by design:
 its state cannot live in the thing it protects.
@@ -35,6 +42,8 @@ log = structlog.get_logger("app.resilience")
 T = TypeVar("T")
 
 MAX_ATTEMPTS = 5
+# How long a task trusts that a shared breaker it saw closed is still closed, and keeps successes to itself.
+SHARED_VIEW_SECONDS = 0.5
 TRANSITIONS: Counter[tuple[str, str]] = Counter()
 
 _LUA = """
@@ -74,6 +83,10 @@ if probe then
   return 'open'
 end
 if state ~= 'closed' then return '' end
+-- Successes the task counted in memory since it last reported: (second, count) pairs.
+for i = 10, #ARGV, 2 do
+  redis.call('HINCRBY', window_key, ARGV[i] .. ':t', tonumber(ARGV[i + 1]))
+end
 local bucket = math.floor(now)
 redis.call('HINCRBY', window_key, bucket .. ':t', 1)
 if not success then redis.call('HINCRBY', window_key, bucket .. ':f', 1) end
@@ -134,6 +147,13 @@ class _LocalState:
                 return True, True, "half_open"
             return True, True, ""
 
+    def count_successes(self, pairs: list[Any]) -> None:
+        """Successes counted while the shared store answered: (second, count) pairs, flattened."""
+        with self.lock:
+            if self.state == "closed":
+                for second, count in zip(pairs[::2], pairs[1::2], strict=True):
+                    self.buckets.setdefault(second, [0, 0])[0] += count
+
     def record(self, now: float, success: bool, probe: bool, *, window: int, min_calls: int, rate: float) -> str:
         with self.lock:
             if probe:
@@ -179,6 +199,11 @@ class CircuitBreaker:
         prefix = f"{settings.redis_key_prefix}breaker:{name}"
         self._keys = [f"{prefix}:state", f"{prefix}:window", f"{prefix}:probe"]
         self._lease = max(settings.outbound_timeout * 2, 1.0)
+        # The shared view: closed until this monotonic time without asking; successes not yet reported.
+        self._closed_until = 0.0
+        self._unreported: Counter[int] = Counter()
+        self._reported_at = 0.0
+        self._view_lock = threading.Lock()
 
     def _args(self, op: str) -> list[Any]:
         s = self._settings
@@ -226,7 +251,12 @@ class CircuitBreaker:
                 },
             )
 
+    def _seen_closed(self) -> bool:
+        return time.monotonic() < self._closed_until
+
     def allow(self) -> tuple[bool, bool]:
+        if self._redis is not None and self._seen_closed():
+            return True, False
         result = self._shared(self._args("allow")) if self._redis is not None else None
         if result is None:
             allowed, probe, new_state = self._local.allow(
@@ -234,14 +264,35 @@ class CircuitBreaker:
             )
         else:
             allowed, probe, new_state = bool(result[0]), bool(result[1]), result[2]
+            if allowed and not probe:  # the script lets a call through without a probe only when closed
+                self._closed_until = time.monotonic() + SHARED_VIEW_SECONDS
         self._transition(new_state)
         return allowed, probe
+
+    def _take_unreported(self, success: bool, probe: bool) -> list[Any] | None:
+        """The successes to report with this call, or None when this one joins them in memory instead."""
+        with self._view_lock:
+            now = time.monotonic()
+            if success and not probe and self._seen_closed() and now - self._reported_at < SHARED_VIEW_SECONDS:
+                self._unreported[int(time.time())] += 1
+                return None
+            pairs = [x for second_count in sorted(self._unreported.items()) for x in second_count]
+            self._unreported.clear()
+            self._reported_at = now
+            return pairs
 
     def record(self, success: bool, probe: bool) -> None:
         s = self._settings
         result = None
         if self._redis is not None:
-            result = self._shared([*self._args("record"), "1" if success else "0", "1" if probe else "0"])
+            unreported = self._take_unreported(success, probe)
+            if unreported is None:
+                return
+            result = self._shared([*self._args("record"), "1" if success else "0", "1" if probe else "0", *unreported])
+            if result not in (None, b"", ""):
+                self._closed_until = 0.0  # this call changed the shared state: ask again next time
+            elif result is None and unreported:
+                self._local.count_successes(unreported)
         if result is None:
             result = self._local.record(
                 time.time(),
@@ -255,6 +306,8 @@ class CircuitBreaker:
 
     @property
     def state(self) -> str:
+        if self._redis is not None and self._seen_closed():
+            return "closed"
         client = self._redis() if self._redis else None
         if client is not None:
             try:

@@ -103,7 +103,8 @@ class Worker:
         poll_bound = settings.worker_poll_seconds + settings.outbound_timeout
         self.receiver = aws.client("sqs", settings.model_copy(update={"outbound_timeout": poll_bound}))
         self.cache = Cache(settings)
-        self.db = Database(settings, self.cache.available_client)
+        # A steady consumer keeps its pool full: no message waits for a connection to be opened.
+        self.db = Database(settings, self.cache.available_client, min_connections=settings.db_pool_max)
         self.catalog = Catalog(self.db, self.cache)
         self.notifier = Notifier(settings, self.cache.available_client)
         self.in_flight = settings.worker_in_flight
@@ -116,14 +117,27 @@ class Worker:
         self._idle = threading.Condition()
         self.stats = Stats()
         self.visibility = 30
+        self._opened = False
         self._tracer: Any = None
 
     # --- the main loop -------------------------------------------------------------------------------------
 
+    def open(self) -> None:
+        """Get ready to consume (once): the database pool opened and filled, the queue's visibility read.
+
+        A message received before the pool has its connections would wait for one to be made; if the
+        database is slow to answer, the worker starts after the outbound bound anyway and the pool keeps
+        connecting in the background.
+        """
+        if self._opened:
+            return
+        self._opened = True
+        self.db.open(ready_within=self.settings.outbound_timeout)
+        self.visibility = self._queue_visibility()
+
     def run(self, drain_seconds: float = contract.GRACEFUL_TIMEOUT_SECONDS - 3) -> None:
         """Consume until `stop` is set, then drain within `drain_seconds` and return."""
-        self.db.open()
-        self.visibility = self._queue_visibility()
+        self.open()
         log.info("worker_started", queue_url=self.settings.queue_url, in_flight=self.in_flight)
         receiver = threading.Thread(target=self._receive_loop, name="receiver", daemon=True)
         heartbeat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
@@ -487,102 +501,53 @@ class Worker:
     def apply(self, event: Envelope) -> str:
         """Decide the order exactly once, notify, then mark it; returns its status or 'duplicate'.
 
-        Step 1 (one transaction): the unique `processed_messages` row, the order's lock, the stock reservation
-        (or the rejection, with a compensation releasing what was reserved) and the decision, recorded on the
-        row as `notify:<STATUS>`. Step 2: the provider call, outside any transaction (no lock is held while
-        it runs). Step 3 (one transaction): the order's status and the row's final outcome. A redelivery after
-        a failure in step 2 or 3 finds `notify:<STATUS>` and resumes there; after step 3 it is a duplicate.
+        Step 1 (one statement, one transaction: the database function `decide_order`, migration 0004): the
+        unique `processed_messages` row, the order's lock, the stock reservation (or the rejection, with a
+        compensation releasing what was reserved) and the decision, recorded on the row as `notify:<STATUS>`.
+        Step 2: the provider call, outside any transaction (no lock is held while it runs). Step 3 (one
+        statement): the order's status and the row's final outcome. A redelivery after a failure in step 2
+        or 3 finds `notify:<STATUS>` and resumes there; after step 3 it is a duplicate.
         """
         mid, order_id = event.message_id, event.data.order_id
-        changed: set[int] = set()
-        with self.db.transaction() as conn:
-            # The unique row and the order's lock (a concurrent decision for it waits here) in one round trip.
-            first = conn.execute(
-                "WITH claimed AS (INSERT INTO processed_messages (message_id, event_type, outcome)"
-                " VALUES (%s, %s, 'deciding') ON CONFLICT (message_id) DO NOTHING RETURNING message_id)"
-                " SELECT (SELECT count(*) FROM claimed) AS claimed, o.status, o.customer_email"
-                " FROM (SELECT 1) one LEFT JOIN"
-                " (SELECT status, customer_email FROM orders WHERE id = %s FOR UPDATE) o ON true",
-                (mid, event.type, order_id),
-            ).fetchone()
-            assert first is not None
-            if not first["claimed"]:
-                row = conn.execute(
-                    "SELECT outcome, detail FROM processed_messages WHERE message_id = %s FOR UPDATE", (mid,)
-                ).fetchone()
-                if row is None or not str(row["outcome"]).startswith("notify:"):
-                    return "duplicate"
-                status, reason, email = (
-                    str(row["outcome"]).removeprefix("notify:"),
-                    row["detail"],
-                    first["customer_email"],
-                )
-            else:
-                status, reason, email = self._decide(conn, event, first)
-                if status == "CONFIRMED":
-                    changed = {line.product_id for line in event.data.items}
-                conn.execute(
-                    "UPDATE processed_messages SET outcome = %s, detail = %s WHERE message_id = %s",
-                    (f"notify:{status}", reason, mid),
-                )
-        self._invalidate_stock(changed)  # stock changed in the committed step 1
+        wanted: Counter[int] = Counter()
+        for line in event.data.items:
+            wanted[line.product_id] += line.quantity
+        products = sorted(wanted)
+        try:
+            (decision,) = self.db.execute(
+                "SELECT outcome, detail, email, reserved FROM decide_order(%s, %s, %s, %s, %s)",
+                (mid, event.type, order_id, products, [wanted[p] for p in products]),
+            )
+        except psycopg.errors.NoDataFound as exc:
+            raise OrderNotFound(f"order {order_id} does not exist") from exc
+        if decision["outcome"] == "duplicate":
+            return "duplicate"
+        status, reason = str(decision["outcome"]).removeprefix("notify:"), decision["detail"]
+        if decision["reserved"]:
+            self.catalog.invalidate(decision["reserved"])  # stock changed in the committed step 1
         if status == "already-decided":
             self._finish(mid, order_id, status, reason)
             return "duplicate"
         self.notifier.send(
             str(mid),
-            {"type": f"order.{status.lower()}", "order_id": str(order_id), "email": email, "reason": reason},
+            {
+                "type": f"order.{status.lower()}",
+                "order_id": str(order_id),
+                "email": decision["email"],
+                "reason": reason,
+            },
         )
         self._finish(mid, order_id, status, reason)
         return status
 
-    def _decide(self, conn: Any, event: Envelope, order: dict[str, Any]) -> tuple[str, str | None, str]:
-        order_id = event.data.order_id
-        if order["status"] is None:
-            raise OrderNotFound(f"order {order_id} does not exist")
-        if order["status"] != "PENDING":
-            return "already-decided", None, order["customer_email"]
-        wanted: Counter[int] = Counter()
-        for line in event.data.items:
-            wanted[line.product_id] += line.quantity
-        reserved: list[tuple[int, int]] = []
-        for product_id in sorted(wanted):  # one lock order for every worker: no deadlocks
-            quantity = wanted[product_id]
-            row = conn.execute(
-                "WITH taken AS (UPDATE products SET stock = stock - %(q)s, updated_at = now()"
-                " WHERE id = %(p)s AND stock >= %(q)s RETURNING id)"
-                " INSERT INTO stock_reservations (order_id, product_id, quantity)"
-                " SELECT %(o)s, id, %(q)s FROM taken RETURNING product_id",
-                {"q": quantity, "p": product_id, "o": order_id},
-            ).fetchone()
-            if row is None:
-                # Compensation: release every reservation this order made before it met the short item.
-                for done_id, done_quantity in reserved:
-                    conn.execute(
-                        "UPDATE products SET stock = stock + %s, updated_at = now() WHERE id = %s",
-                        (done_quantity, done_id),
-                    )
-                conn.execute("DELETE FROM stock_reservations WHERE order_id = %s", (order_id,))
-                return "REJECTED", f"product {product_id}: not enough stock", order["customer_email"]
-            reserved.append((product_id, quantity))
-        return "CONFIRMED", None, order["customer_email"]
-
     def _finish(self, mid: uuid.UUID, order_id: uuid.UUID, status: str, reason: str | None) -> None:
-        """Step 3: the order's status and the message's final outcome, in one transaction."""
-        with self.db.transaction() as conn:
-            conn.execute(
-                "WITH decided AS (UPDATE orders SET status = %(s)s, decided_at = now(), reject_reason = %(r)s"
-                " WHERE id = %(o)s AND status = 'PENDING' AND %(s)s <> 'already-decided')"
-                " UPDATE processed_messages SET outcome = %(s)s WHERE message_id = %(m)s",
-                {"s": status, "r": reason, "o": order_id, "m": mid},
-            )
-
-    def _invalidate_stock(self, product_ids: set[int]) -> None:
-        """The worker changed these products' stock: drop their cached copies and the cached lists."""
-        for product_id in sorted(product_ids):
-            self.cache.delete(self.catalog.cache_key(product_id))
-        if product_ids:
-            self.catalog._invalidate_lists()
+        """Step 3: the order's status and the message's final outcome, in one statement (one transaction)."""
+        self.db.execute(
+            "WITH decided AS (UPDATE orders SET status = %(s)s, decided_at = now(), reject_reason = %(r)s"
+            " WHERE id = %(o)s AND status = 'PENDING' AND %(s)s <> 'already-decided')"
+            " UPDATE processed_messages SET outcome = %(s)s WHERE message_id = %(m)s",
+            {"s": status, "r": reason, "o": order_id, "m": mid},
+        )
 
     # --- metrics -------------------------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from app.lua import LuaScript
-from app.resilience import TRANSITIONS, CircuitBreaker, CircuitOpenError
+from app.resilience import SHARED_VIEW_SECONDS, TRANSITIONS, CircuitBreaker, CircuitOpenError
 
 
 class Boom(Exception):
@@ -63,6 +63,57 @@ def test_exactly_one_half_open_probe_runs_across_all_tasks(make_settings: Any) -
         t.join()
     assert len(probes) == 1
     assert tasks[3].state == "closed"
+
+
+class CountingRedis(redis.Redis):
+    """A client that counts the commands it sends (a breaker's script calls among them)."""
+
+    sent = 0
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        CountingRedis.sent += 1
+        return super().execute_command(*args, **options)
+
+
+def test_a_healthy_dependency_costs_no_redis_round_trip_per_call_and_every_call_is_counted(
+    make_settings: Any,
+) -> None:
+    settings = make_settings(breaker_min_calls=5, breaker_failure_rate=0.5, breaker_reset_seconds=60)
+    client = CountingRedis()
+    breaker = CircuitBreaker("dep", settings, lambda: client, (Boom,))
+    CountingRedis.sent = 0
+    for _ in range(200):
+        breaker.call(lambda: None)
+    assert CountingRedis.sent <= 4  # one look at the state, one report of the first success, and refreshes
+    _fail(breaker)  # the failure goes to Redis at once, with the successes counted since the last report
+    window = client.hgetall(f"{settings.redis_key_prefix}breaker:dep:window")
+    assert sum(int(v) for k, v in window.items() if k.endswith(b":t")) == 201
+    assert sum(int(v) for k, v in window.items() if k.endswith(b":f")) == 1
+    assert breaker.state == "closed"
+
+
+def test_another_tasks_opening_reaches_a_task_within_its_shared_view(make_settings: Any) -> None:
+    task_a, task_b = _breakers(make_settings(breaker_min_calls=2, breaker_reset_seconds=60), 2)
+    task_b.call(lambda: None)  # task B has just seen the breaker closed (and reported its success)
+    _fail(task_a)  # 1 failure in 2 calls: open
+    assert task_a.state == "open"
+    time.sleep(SHARED_VIEW_SECONDS)
+    with pytest.raises(CircuitOpenError):
+        task_b.call(lambda: "never runs")
+    assert task_b.state == "open"
+
+
+def test_successes_counted_while_redis_is_away_join_the_local_window(make_settings: Any) -> None:
+    settings = make_settings(breaker_min_calls=2, breaker_failure_rate=0.6, breaker_reset_seconds=60)
+    client: list[redis.Redis | None] = [redis.Redis()]
+    breaker = CircuitBreaker("dep", settings, lambda: client[0], (Boom,))
+    for _ in range(3):
+        breaker.call(lambda: None)  # the first is reported to Redis, the next two kept in memory
+    client[0] = None  # Redis's own breaker opened: the local window decides
+    for _ in range(2):
+        _fail(breaker)
+    # 2 failures in 4 local calls stays under 60 %; without the two successes it would be 2 in 2.
+    assert breaker._local.state == "closed"
 
 
 def test_a_script_runs_by_its_digest_and_is_sent_again_where_the_server_lost_it() -> None:
