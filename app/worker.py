@@ -8,9 +8,10 @@ messages that met an open notification breaker re-sent with a delay (a fresh cop
 counts towards the DLQ) and deleted.
 
 Exactly-once effects: the event's `message_id` is claimed in Redis with `SET NX` (fast path: a message marked
-done is skipped without touching the database), and a row in `processed_messages` (unique message id) is
-written in the same transaction as the effect, so a duplicate - also one after Redis lost its keys - finds
-the row and changes nothing. A heartbeat extends the visibility of long jobs (up to `JOB_TIMEOUT_SECONDS`).
+done is skipped without touching the database; a batch's claims, and its done marks, go in one pipelined round
+trip), and a row in `processed_messages` (unique message id) is written in the same transaction as the
+effect, so a duplicate - also one after Redis lost its keys - finds the row and changes nothing. A heartbeat
+extends the visibility of long jobs (up to `JOB_TIMEOUT_SECONDS`).
 SIGTERM stops receiving, lets in-flight messages finish within the drain budget, releases the rest at once
 (visibility 0) and exits before the task's stop timeout.
 """
@@ -67,6 +68,7 @@ class Result:
     action: str
     outcome: str
     message: dict[str, Any]
+    done: str | None = None  # the message id to mark done with the rest of its batch
 
 
 @dataclass
@@ -234,8 +236,14 @@ class Worker:
 
     def _handle_batch(self, messages: list[dict[str, Any]]) -> None:
         try:
-            futures = [self._pool.submit(self._process_one, m) for m in messages]
+            # The batch's idempotency claims and, once processed, its done marks: one round trip each.
+            ids = [_body_message_id(m) for m in messages]
+            taken = iter(self._claim_many([i for i in ids if i]))
+            # A malformed message has no id to claim: processing logs it and leaves it for the DLQ.
+            claims = [next(taken) if i else "go" for i in ids]
+            futures = [self._pool.submit(self._process_one, m, c) for m, c in zip(messages, claims, strict=True)]
             results = [f.result() for f in futures]
+            self._mark_done_many([r.done for r in results if r.done])
             self.settle(results)
         except Exception:
             log.exception("batch_failed", size=len(messages))
@@ -247,9 +255,9 @@ class Worker:
                 self._pending_batches -= 1
                 self._idle.notify_all()
 
-    def _process_one(self, message: dict[str, Any]) -> Result:
+    def _process_one(self, message: dict[str, Any], claim: str) -> Result:
         try:
-            return self.process(message)
+            return self.process(message, claim)
         finally:
             self._slots.release()
 
@@ -369,17 +377,19 @@ class Worker:
 
     # --- one message ---------------------------------------------------------------------------------------
 
-    def process(self, message: dict[str, Any]) -> Result:
+    def process(self, message: dict[str, Any], claim: str | None = None) -> Result:
+        """Process one message. `claim`: its idempotency claim, already taken with its batch, which then marks
+        it done too; without one the message is claimed and marked done on its own."""
         attrs = message.get("MessageAttributes", {})
         cid = attrs.get("correlation_id", {}).get("StringValue", "")
         token = correlation_id.set(cid)
         try:
             with structlog.contextvars.bound_contextvars(sqs_message_id=message.get("MessageId", "")):
-                return self._process(message, attrs)
+                return self._process(message, attrs, claim)
         finally:
             correlation_id.reset(token)
 
-    def _process(self, message: dict[str, Any], attrs: dict[str, Any]) -> Result:
+    def _process(self, message: dict[str, Any], attrs: dict[str, Any], claim: str | None) -> Result:
         body = message.get("Body", "")
         try:
             event = parse(body)
@@ -395,7 +405,9 @@ class Worker:
         if correlation_id.get() == "" and event.correlation_id:
             correlation_id.set(event.correlation_id)
         with self._span(event, attrs):
-            claim = self._claim(mid)
+            batched = claim is not None
+            if claim is None:
+                claim = self._claim(mid)
             if claim == "done":
                 log.info("duplicate_skipped", message_id=mid, guard="redis")
                 return Result("delete", "duplicate", message)
@@ -422,10 +434,12 @@ class Worker:
                 self._unclaim(mid)
                 log.exception("message_failed", message_id=mid, receive_count=_receive_count(message))
                 return Result("retry", "failed", message)
-            self._mark_done(mid)
+            if not batched:
+                self._mark_done(mid)
+            done = mid if batched else None
             if outcome == "duplicate":
                 log.info("duplicate_skipped", message_id=mid, guard="database")
-                return Result("delete", "duplicate", message)
+                return Result("delete", "duplicate", message, done)
             lag_ms = _lag_ms(message)
             log.info(
                 "message_processed",
@@ -434,7 +448,7 @@ class Worker:
                 outcome=outcome,
                 queue_lag_ms=lag_ms,
             )
-            return Result("delete", "processed", message)
+            return Result("delete", "processed", message, done)
 
     @contextmanager
     def _span(self, event: Envelope, attrs: dict[str, Any]) -> Iterator[None]:
@@ -470,26 +484,47 @@ class Worker:
         return self.cache.key("worker", "message", mid)
 
     def _claim(self, mid: str) -> str:
-        """'go' (claimed, or Redis unavailable: the database guard decides), 'done' or 'busy' (being processed).
+        return self._claim_many([mid])[0]
 
-        The claim expires just before the message's visibility timeout, so a message whose worker died is
+    def _claim_many(self, mids: list[str]) -> list[str]:
+        """Per id: 'go' (claimed, or Redis unavailable: the database guard decides), 'done' or 'busy' (being
+        processed); one pipelined round trip for them all.
+
+        A claim expires just before the message's visibility timeout, so a message whose worker died is
         free again when SQS redelivers it.
         """
-        key = self._claim_key(mid)
+        if not mids:
+            return []
         ttl = max(self.visibility - 1, 1)
+
+        def claim(r: Any) -> list[bytes | None]:
+            pipe = r.pipeline(transaction=False)
+            for mid in mids:
+                # SET NX GET (Redis 7.0+): the claim and, when it is taken, its holder's value in one atomic step.
+                pipe.set(self._claim_key(mid), b"processing", nx=True, get=True, ex=ttl)
+            return pipe.execute()  # type: ignore[no-any-return]
+
         try:
-            # SET NX GET (Redis 7.0+): the claim and, when it is taken, its holder's value in one atomic step.
-            previous = self.cache.call(lambda r: r.set(key, b"processing", nx=True, get=True, ex=ttl))
+            previous = self.cache.call(claim)
         except REDIS_UNAVAILABLE:
-            return "go"  # the fast path is down; the unique row still guards
-        if previous is None:
-            return "go"
-        return "done" if previous == DONE else "busy"
+            return ["go"] * len(mids)  # the fast path is down; the unique row still guards
+        return ["go" if p is None else "done" if p == DONE else "busy" for p in previous]
 
     def _mark_done(self, mid: str) -> None:
-        key = self._claim_key(mid)
+        self._mark_done_many([mid])
+
+    def _mark_done_many(self, mids: list[str]) -> None:
+        if not mids:
+            return
+
+        def mark(r: Any) -> None:
+            pipe = r.pipeline(transaction=False)
+            for mid in mids:
+                pipe.set(self._claim_key(mid), DONE, ex=contract.IDEMPOTENCY_KEY_TTL_SECONDS)
+            pipe.execute()
+
         with suppress(*REDIS_UNAVAILABLE):
-            self.cache.call(lambda r: r.set(key, DONE, ex=contract.IDEMPOTENCY_KEY_TTL_SECONDS))
+            self.cache.call(mark)
 
     def _unclaim(self, mid: str) -> None:
         key = self._claim_key(mid)
@@ -584,6 +619,13 @@ class Worker:
             "NotificationBreakerOpen": breaker_open,
         }
         structlog.get_logger("app.worker.metrics").info(**record)
+
+
+def _body_message_id(message: dict[str, Any]) -> str | None:
+    try:
+        return str(parse(message.get("Body", "")).message_id)
+    except InvalidMessage:
+        return None
 
 
 def _receive_count(message: dict[str, Any]) -> int:

@@ -304,6 +304,20 @@ def test_a_message_is_claimed_once_then_reported_busy_until_done(worker_settings
         worker.close()
 
 
+def test_a_batch_is_claimed_and_marked_done_together_and_a_copy_in_the_same_batch_is_busy(
+    worker_settings: Any,
+) -> None:
+    worker = Worker(worker_settings())
+    try:
+        a, b, c = (str(uuid.uuid4()) for _ in range(3))
+        assert worker._claim_many([a, a, b]) == ["go", "busy", "go"]
+        worker._mark_done_many([a, b])
+        assert worker._claim_many([a, b, c]) == ["done", "done", "go"]
+        assert worker._claim_many([]) == []
+    finally:
+        worker.close()
+
+
 @pytest.fixture
 def provider() -> Iterator[tuple[str, list[int], list[dict[str, str]]]]:
     """A provider answering the queued statuses in turn (then 200); records each request's headers."""
