@@ -19,7 +19,6 @@ DECLARE
     claimed    BOOLEAN;
     order_row  RECORD;
     i          INTEGER;
-    taken      BIGINT[] := '{}';
 BEGIN
     INSERT INTO processed_messages (message_id, event_type, outcome)
     VALUES (p_message_id, p_event_type, 'deciding')
@@ -58,14 +57,13 @@ BEGIN
                 DELETE FROM stock_reservations r WHERE r.order_id = p_order_id;
                 outcome := 'notify:REJECTED';
                 detail := format('product %s: not enough stock', p_products[i]);
-                taken := '{}';
+                reserved := '{}';
                 EXIT;
             END IF;
             INSERT INTO stock_reservations (order_id, product_id, quantity)
             VALUES (p_order_id, p_products[i], p_quantities[i]);
-            taken := taken || p_products[i];
+            reserved := reserved || p_products[i];
         END LOOP;
-        reserved := taken;
     END IF;
 
     UPDATE processed_messages pm SET outcome = decide_order.outcome, detail = decide_order.detail

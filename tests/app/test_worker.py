@@ -308,12 +308,23 @@ def test_a_batch_is_claimed_and_marked_done_together_and_a_copy_in_the_same_batc
     worker_settings: Any,
 ) -> None:
     worker = Worker(worker_settings())
+    round_trips: list[int] = []
+    real_call = worker.cache.call
+
+    def counting_call(fn: Any) -> Any:
+        round_trips.append(1)
+        return real_call(fn)
+
+    worker.cache.call = counting_call  # type: ignore[method-assign]
     try:
         a, b, c = (str(uuid.uuid4()) for _ in range(3))
         assert worker._claim_many([a, a, b]) == ["go", "busy", "go"]
         worker._mark_done_many([a, b])
+        assert len(round_trips) == 2  # one pipelined call for the claims, one for the done marks
         assert worker._claim_many([a, b, c]) == ["done", "done", "go"]
         assert worker._claim_many([]) == []
+        worker._mark_done_many([])
+        assert len(round_trips) == 3  # nothing to claim or mark: no call at all
     finally:
         worker.close()
 
