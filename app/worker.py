@@ -8,9 +8,9 @@ messages that met an open notification breaker re-sent with a delay (a fresh cop
 counts towards the DLQ) and deleted.
 
 Exactly-once effects: the event's `message_id` is claimed in Redis with `SET NX` (fast path: a message marked
-done is skipped without touching the database; a batch's claims, and its done marks, go in one pipelined round
-trip), and a row in `processed_messages` (unique message id) is written in the same transaction as the
-effect, so a duplicate - also one after Redis lost its keys - finds the row and changes nothing. A heartbeat
+done is skipped without touching the database), and a row in `processed_messages` (unique message id) is
+written in the same transaction as the effect, so a duplicate - also one after Redis lost its keys - finds the
+row and changes nothing. A batch goes through its steps together (`process_batch`): one round trip per step. A heartbeat
 extends the visibility of long jobs (up to `JOB_TIMEOUT_SECONDS`).
 SIGTERM stops receiving, lets in-flight messages finish within the drain budget, releases the rest at once
 (visibility 0) and exits before the task's stop timeout.
@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
+from psycopg.types.json import Jsonb
 
 from app import aws, contract
 from app.cache import REDIS_UNAVAILABLE, Cache
@@ -68,7 +69,26 @@ class Result:
     action: str
     outcome: str
     message: dict[str, Any]
-    done: str | None = None  # the message id to mark done with the rest of its batch
+
+
+@dataclass
+class Delivery:
+    """A received message on its way through its batch's steps; `result` is set once it is settled."""
+
+    message: dict[str, Any]
+    event: Envelope | None = None
+    claimed: bool = False  # its idempotency claim is ours: marked done with the batch, or released
+    decision: dict[str, Any] | None = None  # its row from step 1
+    result: Result | None = None
+
+    @property
+    def message_id(self) -> str:
+        return str(self.event.message_id) if self.event else ""
+
+    @property
+    def status(self) -> str:
+        """The decision: CONFIRMED, REJECTED or already-decided (by an earlier message for the order)."""
+        return str(self.decision["outcome"]).removeprefix("notify:") if self.decision else ""
 
 
 @dataclass
@@ -236,14 +256,11 @@ class Worker:
 
     def _handle_batch(self, messages: list[dict[str, Any]]) -> None:
         try:
-            # The batch's idempotency claims and, once processed, its done marks: one round trip each.
-            ids = [_body_message_id(m) for m in messages]
-            taken = iter(self._claim_many([i for i in ids if i]))
-            # A malformed message has no id to claim: processing logs it and leaves it for the DLQ.
-            claims = [next(taken) if i else "go" for i in ids]
-            futures = [self._pool.submit(self._process_one, m, c) for m, c in zip(messages, claims, strict=True)]
-            results = [f.result() for f in futures]
-            self._mark_done_many([r.done for r in results if r.done])
+            try:
+                results = self.process_batch(messages)
+            finally:
+                for _ in messages:
+                    self._slots.release()
             self.settle(results)
         except Exception:
             log.exception("batch_failed", size=len(messages))
@@ -254,12 +271,6 @@ class Worker:
             with self._idle:
                 self._pending_batches -= 1
                 self._idle.notify_all()
-
-    def _process_one(self, message: dict[str, Any], claim: str) -> Result:
-        try:
-            return self.process(message, claim)
-        finally:
-            self._slots.release()
 
     def settle(self, results: list[Result]) -> None:
         """Delete successes in one batch call (retrying its Failed entries), back off failures, requeue deferrals."""
@@ -375,80 +386,195 @@ class Worker:
             log.info("visibility_extended", count=len(due), seconds=self.visibility)
             self._change_visibility(due)
 
-    # --- one message ---------------------------------------------------------------------------------------
+    # --- one batch's effect --------------------------------------------------------------------------------
 
-    def process(self, message: dict[str, Any], claim: str | None = None) -> Result:
-        """Process one message. `claim`: its idempotency claim, already taken with its batch, which then marks
-        it done too; without one the message is claimed and marked done on its own."""
-        attrs = message.get("MessageAttributes", {})
-        cid = attrs.get("correlation_id", {}).get("StringValue", "")
-        token = correlation_id.set(cid)
-        try:
-            with structlog.contextvars.bound_contextvars(sqs_message_id=message.get("MessageId", "")):
-                return self._process(message, attrs, claim)
-        finally:
-            correlation_id.reset(token)
+    def process_batch(self, messages: list[dict[str, Any]]) -> list[Result]:
+        """Process received messages together and say how to settle each (in their order).
 
-    def _process(self, message: dict[str, Any], attrs: dict[str, Any], claim: str | None) -> Result:
+        Every step is one round trip for the whole batch, whatever its size: the idempotency claims (Redis),
+        step 1 (the database function `decide_orders`, migration 0005: per message its unique
+        `processed_messages` row, the order's lock, the stock reservation - or the rejection, with a
+        compensation releasing what was reserved - and the decision, recorded on the row as
+        `notify:<STATUS>`), the cache invalidation of the stock it changed, step 3 (the orders' status and the
+        rows' final outcome, one statement) and the done marks. Step 2, the provider calls, runs between 1 and
+        3 on the pool, one call per message and outside any transaction (no lock is held while it runs).
+        A redelivery after a failure in step 2 or 3 finds `notify:<STATUS>` and resumes there; after step 3 it
+        is a duplicate. A message that fails a step is left for redelivery and does not hold up the others.
+        """
+        batch = [self._parse(m) for m in messages]
+        self._claim_batch(batch)
+        self._decide(batch)
+        self._notify(batch)
+        self._finish(batch)
+        results = [d.result or Result("retry", "failed", d.message) for d in batch]
+        ours = [(d.message_id, r.action) for d, r in zip(batch, results, strict=True) if d.claimed]
+        self._mark_done_many([mid for mid, action in ours if action == "delete"])
+        self._unclaim_many([mid for mid, action in ours if action != "delete"])  # the next delivery may take it
+        return results
+
+    def _parse(self, message: dict[str, Any]) -> Delivery:
+        delivery = Delivery(message)
         body = message.get("Body", "")
         try:
-            event = parse(body)
+            delivery.event = parse(body)
         except InvalidMessage as exc:
-            log.error(
-                "message_invalid",
-                message_id=message_id_hint(body),
-                receive_count=_receive_count(message),
-                reason=str(exc),
-            )
-            return Result("retry", "invalid", message)
-        mid = str(event.message_id)
-        if correlation_id.get() == "" and event.correlation_id:
-            correlation_id.set(event.correlation_id)
-        with self._span(event, attrs):
-            batched = claim is not None
-            if claim is None:
-                claim = self._claim(mid)
-            if claim == "done":
-                log.info("duplicate_skipped", message_id=mid, guard="redis")
-                return Result("delete", "duplicate", message)
-            if claim == "busy":
-                log.info("message_busy", message_id=mid, reason="another delivery is being processed")
-                return Result("retry", "busy", message)
-            try:
-                outcome = self.apply(event)
-            except CircuitOpenError:
-                self._unclaim(mid)
-                log.info("message_deferred", message_id=mid, reason="notification breaker open")
-                return Result("requeue", "deferred", message)
-            except (OrderNotFound, NotificationRejected, NotificationFailed, psycopg.Error) as exc:
-                self._unclaim(mid)
-                log.warning(
-                    "message_failed",
-                    message_id=mid,
+            with self._context(delivery):
+                log.error(
+                    "message_invalid",
+                    message_id=message_id_hint(body),
                     receive_count=_receive_count(message),
-                    error=type(exc).__name__,
-                    detail=str(exc).splitlines()[0] if str(exc) else "",
+                    reason=str(exc),
                 )
-                return Result("retry", "failed", message)
-            except Exception:
-                self._unclaim(mid)
-                log.exception("message_failed", message_id=mid, receive_count=_receive_count(message))
-                return Result("retry", "failed", message)
-            if not batched:
-                self._mark_done(mid)
-            done = mid if batched else None
-            if outcome == "duplicate":
-                log.info("duplicate_skipped", message_id=mid, guard="database")
-                return Result("delete", "duplicate", message, done)
-            lag_ms = _lag_ms(message)
-            log.info(
-                "message_processed",
-                message_id=mid,
-                order_id=str(event.data.order_id),
-                outcome=outcome,
-                queue_lag_ms=lag_ms,
+            delivery.result = Result("retry", "invalid", message)
+        return delivery
+
+    def _claim_batch(self, batch: list[Delivery]) -> None:
+        parsed = _pending(batch)
+        for delivery, claim in zip(parsed, self._claim_many([d.message_id for d in parsed]), strict=True):
+            delivery.claimed = claim == "go"
+            if claim == "done":
+                with self._context(delivery):
+                    log.info("duplicate_skipped", message_id=delivery.message_id, guard="redis")
+                delivery.result = Result("delete", "duplicate", delivery.message)
+            elif claim == "busy":
+                with self._context(delivery):
+                    log.info("message_busy", message_id=delivery.message_id, reason="another delivery is processing it")
+                delivery.result = Result("retry", "busy", delivery.message)
+
+    def _decide(self, batch: list[Delivery]) -> None:
+        """Step 1 for every claimed message, then one invalidation of the stock it reserved."""
+        claimed = _pending(batch)
+        if not claimed:
+            return
+        items = []
+        for delivery in claimed:
+            assert delivery.event is not None
+            wanted: Counter[int] = Counter()
+            for line in delivery.event.data.items:
+                wanted[line.product_id] += line.quantity
+            items.append([[p, wanted[p]] for p in sorted(wanted)])
+        try:
+            rows = self.db.execute(
+                "SELECT message_id::text AS message_id, outcome, detail, email, reserved"
+                " FROM decide_orders(%s::uuid[], %s::text[], %s::uuid[], %s)",
+                (
+                    [d.message_id for d in claimed],
+                    [d.event.type for d in claimed if d.event],
+                    [d.event.data.order_id for d in claimed if d.event],
+                    Jsonb(items),
+                ),
             )
-            return Result("delete", "processed", message, done)
+        except Exception as exc:  # noqa: BLE001 - the batch is left for redelivery, the worker goes on
+            for delivery in claimed:
+                self._failed(delivery, exc, unexpected=not isinstance(exc, psycopg.Error))
+            return
+        decisions = {row["message_id"]: row for row in rows}
+        reserved: set[int] = set()
+        for delivery in claimed:
+            row = decisions[delivery.message_id]
+            reserved.update(row["reserved"])
+            if row["outcome"] == "missing":
+                self._failed(delivery, OrderNotFound(row["detail"]))
+            elif row["outcome"] == "duplicate":
+                with self._context(delivery):
+                    log.info("duplicate_skipped", message_id=delivery.message_id, guard="database")
+                delivery.result = Result("delete", "duplicate", delivery.message)
+            else:
+                delivery.decision = row
+        if reserved:
+            self.catalog.invalidate(sorted(reserved))  # stock changed in the committed step 1
+
+    def _notify(self, batch: list[Delivery]) -> None:
+        """Step 2: the provider calls, concurrently on the pool (an order decided before needs none)."""
+        due = [d for d in _pending(batch) if d.status != "already-decided"]
+        for future in [self._pool.submit(self._notify_one, d) for d in due]:
+            future.result()
+
+    def _notify_one(self, delivery: Delivery) -> None:
+        assert delivery.event is not None and delivery.decision is not None
+        event, status = delivery.event, delivery.status
+        with self._context(delivery), self._span(event, delivery.message.get("MessageAttributes", {})):
+            try:
+                self.notifier.send(
+                    delivery.message_id,
+                    {
+                        "type": f"order.{status.lower()}",
+                        "order_id": str(event.data.order_id),
+                        "email": delivery.decision["email"],
+                        "reason": delivery.decision["detail"],
+                    },
+                )
+            except CircuitOpenError:
+                log.info("message_deferred", message_id=delivery.message_id, reason="notification breaker open")
+                delivery.result = Result("requeue", "deferred", delivery.message)
+            except (NotificationRejected, NotificationFailed) as exc:
+                self._failed(delivery, exc)
+            except Exception as exc:  # noqa: BLE001 - one message's failure is logged and retried, never the batch's
+                self._failed(delivery, exc, unexpected=True)
+
+    def _finish(self, batch: list[Delivery]) -> None:
+        """Step 3 for every decided message: the orders' status and the rows' final outcome, one statement."""
+        decided = _pending(batch)
+        if not decided:
+            return
+        try:
+            self.db.execute(
+                "WITH f AS (SELECT * FROM unnest(%s::uuid[], %s::uuid[], %s::text[], %s::text[])"
+                " AS f(message_id, order_id, status, reason)),"
+                " decided AS (UPDATE orders o SET status = f.status, decided_at = now(), reject_reason = f.reason"
+                " FROM f WHERE o.id = f.order_id AND o.status = 'PENDING' AND f.status <> 'already-decided')"
+                " UPDATE processed_messages pm SET outcome = f.status FROM f WHERE pm.message_id = f.message_id",
+                (
+                    [d.message_id for d in decided],
+                    [d.event.data.order_id for d in decided if d.event],
+                    [d.status for d in decided],
+                    [d.decision["detail"] for d in decided if d.decision],
+                ),
+            )
+        except Exception as exc:  # noqa: BLE001 - the batch is left for redelivery, the worker goes on
+            for delivery in decided:
+                self._failed(delivery, exc, unexpected=not isinstance(exc, psycopg.Error))
+            return
+        for delivery in decided:
+            if delivery.status == "already-decided":
+                with self._context(delivery):
+                    log.info("duplicate_skipped", message_id=delivery.message_id, guard="database")
+                delivery.result = Result("delete", "duplicate", delivery.message)
+                continue
+            assert delivery.event is not None
+            with self._context(delivery):
+                log.info(
+                    "message_processed",
+                    message_id=delivery.message_id,
+                    order_id=str(delivery.event.data.order_id),
+                    outcome=delivery.status,
+                    queue_lag_ms=_lag_ms(delivery.message),
+                )
+            delivery.result = Result("delete", "processed", delivery.message)
+
+    def _failed(self, delivery: Delivery, exc: BaseException, unexpected: bool = False) -> None:
+        """Leave the message for redelivery (with a backoff; the DLQ after maxReceiveCount)."""
+        with self._context(delivery):
+            fields = {"message_id": delivery.message_id, "receive_count": _receive_count(delivery.message)}
+            if unexpected:
+                log.error("message_failed", **fields, exc_info=exc)
+            else:
+                detail = str(exc).splitlines()[0] if str(exc) else ""
+                log.warning("message_failed", **fields, error=type(exc).__name__, detail=detail)
+        delivery.result = Result("retry", "failed", delivery.message)
+
+    @contextmanager
+    def _context(self, delivery: Delivery) -> Iterator[None]:
+        """The message's correlation id (its attribute, else its event's) and SQS id on every log line."""
+        cid = delivery.message.get("MessageAttributes", {}).get("correlation_id", {}).get("StringValue", "")
+        if not cid and delivery.event is not None:
+            cid = delivery.event.correlation_id
+        token = correlation_id.set(cid)
+        try:
+            with structlog.contextvars.bound_contextvars(sqs_message_id=delivery.message.get("MessageId", "")):
+                yield
+        finally:
+            correlation_id.reset(token)
 
     @contextmanager
     def _span(self, event: Envelope, attrs: dict[str, Any]) -> Iterator[None]:
@@ -483,9 +609,6 @@ class Worker:
     def _claim_key(self, mid: str) -> str:
         return self.cache.key("worker", "message", mid)
 
-    def _claim(self, mid: str) -> str:
-        return self._claim_many([mid])[0]
-
     def _claim_many(self, mids: list[str]) -> list[str]:
         """Per id: 'go' (claimed, or Redis unavailable: the database guard decides), 'done' or 'busy' (being
         processed); one pipelined round trip for them all.
@@ -510,9 +633,6 @@ class Worker:
             return ["go"] * len(mids)  # the fast path is down; the unique row still guards
         return ["go" if p is None else "done" if p == DONE else "busy" for p in previous]
 
-    def _mark_done(self, mid: str) -> None:
-        self._mark_done_many([mid])
-
     def _mark_done_many(self, mids: list[str]) -> None:
         if not mids:
             return
@@ -526,63 +646,13 @@ class Worker:
         with suppress(*REDIS_UNAVAILABLE):
             self.cache.call(mark)
 
-    def _unclaim(self, mid: str) -> None:
-        key = self._claim_key(mid)
+    def _unclaim_many(self, mids: list[str]) -> None:
+        """Release claims whose processing failed: the next delivery may take them at once."""
+        if not mids:
+            return
+        keys = [self._claim_key(mid) for mid in mids]
         with suppress(*REDIS_UNAVAILABLE):
-            self.cache.call(lambda r: r.delete(key))
-
-    # --- the effect ----------------------------------------------------------------------------------------
-
-    def apply(self, event: Envelope) -> str:
-        """Decide the order exactly once, notify, then mark it; returns its status or 'duplicate'.
-
-        Step 1 (one statement, one transaction: the database function `decide_order`, migration 0004): the
-        unique `processed_messages` row, the order's lock, the stock reservation (or the rejection, with a
-        compensation releasing what was reserved) and the decision, recorded on the row as `notify:<STATUS>`.
-        Step 2: the provider call, outside any transaction (no lock is held while it runs). Step 3 (one
-        statement): the order's status and the row's final outcome. A redelivery after a failure in step 2
-        or 3 finds `notify:<STATUS>` and resumes there; after step 3 it is a duplicate.
-        """
-        mid, order_id = event.message_id, event.data.order_id
-        wanted: Counter[int] = Counter()
-        for line in event.data.items:
-            wanted[line.product_id] += line.quantity
-        products = sorted(wanted)
-        try:
-            (decision,) = self.db.execute(
-                "SELECT outcome, detail, email, reserved FROM decide_order(%s, %s, %s, %s, %s)",
-                (mid, event.type, order_id, products, [wanted[p] for p in products]),
-            )
-        except psycopg.errors.NoDataFound as exc:
-            raise OrderNotFound(f"order {order_id} does not exist") from exc
-        if decision["outcome"] == "duplicate":
-            return "duplicate"
-        status, reason = str(decision["outcome"]).removeprefix("notify:"), decision["detail"]
-        if decision["reserved"]:
-            self.catalog.invalidate(decision["reserved"])  # stock changed in the committed step 1
-        if status == "already-decided":
-            self._finish(mid, order_id, status, reason)
-            return "duplicate"
-        self.notifier.send(
-            str(mid),
-            {
-                "type": f"order.{status.lower()}",
-                "order_id": str(order_id),
-                "email": decision["email"],
-                "reason": reason,
-            },
-        )
-        self._finish(mid, order_id, status, reason)
-        return status
-
-    def _finish(self, mid: uuid.UUID, order_id: uuid.UUID, status: str, reason: str | None) -> None:
-        """Step 3: the order's status and the message's final outcome, in one statement (one transaction)."""
-        self.db.execute(
-            "WITH decided AS (UPDATE orders SET status = %(s)s, decided_at = now(), reject_reason = %(r)s"
-            " WHERE id = %(o)s AND status = 'PENDING' AND %(s)s <> 'already-decided')"
-            " UPDATE processed_messages SET outcome = %(s)s WHERE message_id = %(m)s",
-            {"s": status, "r": reason, "o": order_id, "m": mid},
-        )
+            self.cache.call(lambda r: r.delete(*keys))
 
     # --- metrics -------------------------------------------------------------------------------------------
 
@@ -621,11 +691,8 @@ class Worker:
         structlog.get_logger("app.worker.metrics").info(**record)
 
 
-def _body_message_id(message: dict[str, Any]) -> str | None:
-    try:
-        return str(parse(message.get("Body", "")).message_id)
-    except InvalidMessage:
-        return None
+def _pending(batch: list[Delivery]) -> list[Delivery]:
+    return [d for d in batch if d.result is None]
 
 
 def _receive_count(message: dict[str, Any]) -> int:

@@ -7,6 +7,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -291,15 +292,13 @@ def test_heartbeat_extends_the_visibility_of_a_long_job_until_its_job_timeout(wo
 def test_a_message_is_claimed_once_then_reported_busy_until_done(worker_settings: Any) -> None:
     worker = Worker(worker_settings())
     try:
-        mid = str(uuid.uuid4())
-        assert worker._claim(mid) == "go"
-        assert worker._claim(mid) == "busy"  # another delivery holds it
-        worker._mark_done(mid)
-        assert worker._claim(mid) == "done"
-        other = str(uuid.uuid4())
-        assert worker._claim(other) == "go"
-        worker._unclaim(other)  # its processing failed: the next delivery may take it
-        assert worker._claim(other) == "go"
+        mid, other, third = (str(uuid.uuid4()) for _ in range(3))
+        assert worker._claim_many([mid]) == ["go"]
+        assert worker._claim_many([mid]) == ["busy"]  # another delivery holds it
+        worker._mark_done_many([mid])
+        assert worker._claim_many([mid, other, third]) == ["done", "go", "go"]
+        worker._unclaim_many([other, third])  # their processing failed: the next delivery may take them
+        assert worker._claim_many([other, third]) == ["go", "go"]
     finally:
         worker.close()
 
@@ -426,3 +425,85 @@ def test_worker_command_without_a_queue_exits_with_a_clear_error(monkeypatch: An
     result = CliRunner().invoke(cli, ["worker"])
     assert result.exit_code == 2
     assert "QUEUE_URL is not set" in result.output and "Traceback" not in result.output
+
+
+def _received(entry: dict[str, Any]) -> dict[str, Any]:
+    """An SQS `ReceiveMessage` result for a sent entry, as the worker sees it."""
+    return {
+        "MessageId": entry["Id"],
+        "ReceiptHandle": f"handle-{entry['Id']}",
+        "Body": entry["MessageBody"],
+        "Attributes": {"ApproximateReceiveCount": "1"},
+        "MessageAttributes": entry["MessageAttributes"],
+    }
+
+
+def test_a_batch_is_decided_and_finished_in_one_statement_each_and_a_failing_message_holds_up_no_other(
+    worker_settings: Any, db: Any, add_product: Any, notifier: StubNotifier
+) -> None:
+    plenty, scarce = add_product(stock=10), add_product(stock=1)
+    confirmed = insert_order(db, [(plenty, 2), (scarce, 1)])
+    rejected = insert_order(db, [(plenty, 3), (scarce, 5)])
+    missing = str(uuid.uuid4())  # its order was never written: retried, then dead-lettered
+    messages = [
+        _received(order_event(confirmed, [(scarce, 1), (plenty, 2)])),  # items out of id order
+        _received(order_event(missing, [(plenty, 1)])),
+        _received(order_event(rejected, [(plenty, 3), (scarce, 5)])),
+        {**_received(order_event(confirmed, [(plenty, 1)])), "Body": "{not json"},
+    ]
+    worker = Worker(worker_settings())
+    statements: list[str] = []
+    real_execute = worker.db.execute
+
+    def counting_execute(sql: Any, params: Any = None) -> Any:
+        statements.append(sql)
+        return real_execute(sql, params)
+
+    worker.db.execute = counting_execute  # type: ignore[method-assign]
+    try:
+        worker.open()
+        results = worker.process_batch(messages)
+        again = worker.process_batch(messages[:1])
+        # The missing order's message wrote nothing and its claim is released: a redelivery may decide it.
+        released = worker._claim_many([json.loads(messages[1]["Body"])["message_id"]])
+    finally:
+        worker.close()
+    assert [(r.action, r.outcome) for r in results] == [
+        ("delete", "processed"),
+        ("retry", "failed"),
+        ("delete", "processed"),
+        ("retry", "invalid"),
+    ]
+    assert [r.message["MessageId"] for r in results] == [m["MessageId"] for m in messages]
+    assert len(statements) == 2  # the batch's step 1 and step 3; the second delivery only asks Redis
+    assert [(r.action, r.outcome) for r in again] == [("delete", "duplicate")]
+    assert (_status(db, confirmed), _status(db, rejected)) == ("CONFIRMED", "REJECTED")
+    assert (_stock(db, plenty), _stock(db, scarce)) == (8, 0)
+    assert notifier.received == 2
+    ids = [json.loads(m["Body"])["message_id"] for m in messages[:3]]
+    rows = db.execute(
+        "SELECT message_id::text AS id FROM processed_messages WHERE message_id = ANY(%s::uuid[])", (ids,)
+    )
+    assert sorted(r["id"] for r in rows) == sorted([ids[0], ids[2]])
+    assert released == ["go"]
+
+
+def test_concurrent_batches_over_the_same_products_in_opposite_orders_do_not_deadlock(
+    worker_settings: Any, db: Any, add_product: Any
+) -> None:
+    products = [add_product(stock=1000) for _ in range(4)]
+    worker = Worker(worker_settings(notification_url="", db_pool_max=4))
+    try:
+        worker.open()
+        for _ in range(5):  # each run locks the same rows from both ends at once
+            batches = [
+                [_received(order_event(insert_order(db, [(p, 1)]), [(p, 1)])) for p in line]
+                for line in (products, list(reversed(products)))
+            ]
+            with ThreadPoolExecutor(2) as pool:
+                outcomes = list(pool.map(worker.process_batch, batches))
+            # A deadlock would fail one of the batches (PostgreSQL aborts a transaction of the cycle).
+            assert [r.outcome for results in outcomes for r in results] == ["processed"] * 8
+    finally:
+        worker.close()
+    assert [_stock(db, p) for p in products] == [990] * 4
