@@ -25,7 +25,7 @@ from google.protobuf import struct_pb2
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 from pulumi.runtime import settings as pulumi_settings
-from pulumi.runtime.stack import run_in_stack
+from pulumi.runtime.stack import run_in_stack, wait_for_rpcs
 from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
 from platformctl.mocks import DEFAULT_REGION, OfflineMocks
@@ -258,14 +258,18 @@ def run_program(
     """Run `program` inside a fresh stack under the offline mocks; return what it registered."""
     config = dict(config or {})
     monitor = RecordingMonitor(OfflineMocks(default_region=config.get("aws:region", DEFAULT_REGION)))
-    pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=False, monitor=monitor)
-    pulumi.runtime.set_all_config(config, list(secret_keys))
-    # set_mocks installs a throwaway root stack; the program gets its own, as under the engine.
-    pulumi_settings.ROOT.set(None)
     main_loop = _ensure_event_loop()
     executor = ThreadPoolExecutor(thread_name_prefix="offline-plan")
     main_loop.set_default_executor(executor)
     try:
+        pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=False, monitor=monitor)
+        pulumi.runtime.set_all_config(config, list(secret_keys))
+        # set_mocks installs a throwaway root stack with the program's stack URN; its registrations (empty
+        # outputs) finish first, or one landing late would replace the program's stack outputs.
+        _sync_await(wait_for_rpcs())
+        monitor.planned.clear()
+        # The program gets a root stack of its own, as under the engine.
+        pulumi_settings.ROOT.set(None)
         _sync_await(run_in_stack(lambda: _discard(program())))
     finally:
         executor.shutdown(wait=True)

@@ -135,3 +135,64 @@ def test_invalid_order_body_names_the_nested_field(client: Any) -> None:
 def test_unknown_order_is_404(client: Any) -> None:
     resp = client.get(f"/api/checkout/orders/{uuid.uuid4()}")
     assert resp.status_code == 404 and resp.mimetype == "application/problem+json"
+
+
+def test_the_first_bad_item_is_named_and_mixed_currencies_are_refused(client: Any, add_product: Any, db: Any) -> None:
+    plenty, scarce = add_product(stock=10), add_product(stock=2)
+    items = [
+        {"product_id": plenty, "quantity": 3},
+        {"product_id": scarce, "quantity": 3},
+        {"product_id": 2**62, "quantity": 1},
+    ]
+    resp = client.post(
+        "/api/checkout/orders",
+        json={"email": "buyer@example.com", "items": items},
+        headers={"Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert resp.status_code == 422
+    assert resp.json["detail"] == "'items[1].quantity': only 2 in stock"
+    assert resp.json["errors"] == [{"field": "items[1].quantity", "in": "body", "message": "only 2 in stock"}]
+    euro = add_product()
+    db.execute("UPDATE products SET currency = 'EUR' WHERE id = %s", (euro,))
+    mixed = {
+        "email": "buyer@example.com",
+        "items": [{"product_id": plenty, "quantity": 1}, {"product_id": euro, "quantity": 1}],
+    }
+    resp = client.post("/api/checkout/orders", json=mixed, headers={"Idempotency-Key": str(uuid.uuid4())})
+    assert resp.status_code == 422 and resp.json["errors"][0]["message"] == "all items must share one currency"
+    assert db.execute("SELECT stock FROM products WHERE id = %s", (plenty,)).fetchone()["stock"] == 10
+
+
+def test_an_order_of_several_items_is_priced_in_request_order_in_one_statement(
+    client: Any, add_product: Any, db: Any
+) -> None:
+    cheap, dear = add_product(price=150), add_product(price=1000)
+    checkout = client.application.extensions["services"].checkout
+    statements: list[str] = []
+    real_execute = checkout.db.execute
+
+    def counting_execute(sql: Any, params: Any) -> Any:
+        statements.append(sql)
+        return real_execute(sql, params)
+
+    checkout.db.execute = counting_execute
+    items = [{"product_id": dear, "quantity": 2}, {"product_id": cheap, "quantity": 3}]
+    resp = client.post(
+        "/api/checkout/orders",
+        json={"email": "buyer@example.com", "items": items},
+        headers={"Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert resp.status_code == 202 and resp.json["total_cents"] == 2450 and resp.json["currency"] == "USD"
+    assert len(statements) == 1
+    row = db.execute("SELECT items, total_cents FROM orders WHERE id = %s", (resp.json["id"],)).fetchone()
+    assert [(line["product_id"], line["quantity"], line["price_cents"]) for line in row["items"]] == [
+        (dear, 2, 1000),
+        (cheap, 3, 150),
+    ]
+    event = db.execute("SELECT payload FROM outbox WHERE aggregate_id = %s", (resp.json["id"],)).fetchone()["payload"]
+    assert event == {
+        "order_id": resp.json["id"],
+        "email": "buyer@example.com",
+        "items": row["items"],
+        "total_cents": 2450,
+    }
