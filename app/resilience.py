@@ -204,6 +204,7 @@ class CircuitBreaker:
         self._unreported: Counter[int] = Counter()
         self._reported_at = 0.0
         self._view_lock = threading.Lock()
+        self._view_generation = 0  # bumped whenever this task changes the shared state
 
     def _args(self, op: str) -> list[Any]:
         s = self._settings
@@ -257,6 +258,7 @@ class CircuitBreaker:
     def allow(self) -> tuple[bool, bool]:
         if self._redis is not None and self._seen_closed():
             return True, False
+        generation = self._view_generation
         result = self._shared(self._args("allow")) if self._redis is not None else None
         if result is None:
             allowed, probe, new_state = self._local.allow(
@@ -265,9 +267,21 @@ class CircuitBreaker:
         else:
             allowed, probe, new_state = bool(result[0]), bool(result[1]), result[2]
             if allowed and not probe:  # the script lets a call through without a probe only when closed
-                self._closed_until = time.monotonic() + SHARED_VIEW_SECONDS
+                self._see_closed(generation)
         self._transition(new_state)
         return allowed, probe
+
+    def _see_closed(self, generation: int) -> None:
+        """Trust a closed answer for the view's length - unless another thread of this task changed the state
+        (opened the breaker) while that answer was on its way, which would otherwise be hidden for the view."""
+        with self._view_lock:
+            if generation == self._view_generation:
+                self._closed_until = time.monotonic() + SHARED_VIEW_SECONDS
+
+    def _forget_view(self) -> None:
+        with self._view_lock:
+            self._view_generation += 1
+            self._closed_until = 0.0
 
     def _take_unreported(self, success: bool, probe: bool) -> list[Any] | None:
         """The successes to report with this call, or None when this one joins them in memory instead."""
@@ -290,7 +304,7 @@ class CircuitBreaker:
                 return
             result = self._shared([*self._args("record"), "1" if success else "0", "1" if probe else "0", *unreported])
             if result not in (None, b"", ""):
-                self._closed_until = 0.0  # this call changed the shared state: ask again next time
+                self._forget_view()  # this call changed the shared state: ask again next time
             elif result is None and unreported:
                 self._local.count_successes(unreported)
         if result is None:

@@ -103,6 +103,26 @@ def test_another_tasks_opening_reaches_a_task_within_its_shared_view(make_settin
     assert task_b.state == "open"
 
 
+def test_an_opening_by_another_thread_is_not_hidden_by_a_closed_answer_still_on_its_way(make_settings: Any) -> None:
+    (breaker,) = _breakers(make_settings(breaker_min_calls=2, breaker_reset_seconds=60), 1)
+    breaker.call(lambda: None)
+    time.sleep(SHARED_VIEW_SECONDS)  # the view has lapsed: the next call asks Redis
+    real_shared = breaker._shared
+
+    def answer_then_open(args: list[Any]) -> Any:
+        answer = real_shared(args)  # closed: the call may go ahead ...
+        if args[0] == "allow":
+            breaker._shared = real_shared  # type: ignore[method-assign]
+            _fail(breaker)  # ... but meanwhile another thread's failure opens the breaker
+        return answer
+
+    breaker._shared = answer_then_open  # type: ignore[method-assign]
+    breaker.call(lambda: None)
+    assert breaker.state == "open"
+    with pytest.raises(CircuitOpenError):
+        breaker.call(lambda: "never runs")
+
+
 def test_successes_counted_while_redis_is_away_join_the_local_window(make_settings: Any) -> None:
     settings = make_settings(breaker_min_calls=2, breaker_failure_rate=0.6, breaker_reset_seconds=60)
     client: list[redis.Redis | None] = [redis.Redis()]
