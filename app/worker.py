@@ -10,8 +10,8 @@ counts towards the DLQ) and deleted.
 Exactly-once effects: the event's `message_id` is claimed in Redis with `SET NX` (fast path: a message marked
 done is skipped without touching the database), and a row in `processed_messages` (unique message id) is
 written in the same transaction as the effect, so a duplicate - also one after Redis lost its keys - finds the
-row and changes nothing. A batch goes through its steps together (`process_batch`): one round trip per step. A heartbeat
-extends the visibility of long jobs (up to `JOB_TIMEOUT_SECONDS`).
+row and changes nothing. A batch goes through its steps together (`process_batch`): one round trip per step.
+A heartbeat extends the visibility of long jobs (up to `JOB_TIMEOUT_SECONDS`).
 SIGTERM stops receiving, lets in-flight messages finish within the drain budget, releases the rest at once
 (visibility 0) and exits before the task's stop timeout.
 """
@@ -84,6 +84,18 @@ class Delivery:
     @property
     def message_id(self) -> str:
         return str(self.event.message_id) if self.event else ""
+
+    @property
+    def parsed(self) -> Envelope:
+        """The event of a message past parsing (every one still pending after it)."""
+        assert self.event is not None
+        return self.event
+
+    @property
+    def decided(self) -> dict[str, Any]:
+        """Its row from step 1, of a message past that step."""
+        assert self.decision is not None
+        return self.decision
 
     @property
     def status(self) -> str:
@@ -448,9 +460,8 @@ class Worker:
             return
         items = []
         for delivery in claimed:
-            assert delivery.event is not None
             wanted: Counter[int] = Counter()
-            for line in delivery.event.data.items:
+            for line in delivery.parsed.data.items:
                 wanted[line.product_id] += line.quantity
             items.append([[p, wanted[p]] for p in sorted(wanted)])
         try:
@@ -459,8 +470,8 @@ class Worker:
                 " FROM decide_orders(%s::uuid[], %s::text[], %s::uuid[], %s)",
                 (
                     [d.message_id for d in claimed],
-                    [d.event.type for d in claimed if d.event],
-                    [d.event.data.order_id for d in claimed if d.event],
+                    [d.parsed.type for d in claimed],
+                    [d.parsed.data.order_id for d in claimed],
                     Jsonb(items),
                 ),
             )
@@ -491,8 +502,7 @@ class Worker:
             future.result()
 
     def _notify_one(self, delivery: Delivery) -> None:
-        assert delivery.event is not None and delivery.decision is not None
-        event, status = delivery.event, delivery.status
+        event, status = delivery.parsed, delivery.status
         with self._context(delivery), self._span(event, delivery.message.get("MessageAttributes", {})):
             try:
                 self.notifier.send(
@@ -500,8 +510,8 @@ class Worker:
                     {
                         "type": f"order.{status.lower()}",
                         "order_id": str(event.data.order_id),
-                        "email": delivery.decision["email"],
-                        "reason": delivery.decision["detail"],
+                        "email": delivery.decided["email"],
+                        "reason": delivery.decided["detail"],
                     },
                 )
             except CircuitOpenError:
@@ -526,9 +536,9 @@ class Worker:
                 " UPDATE processed_messages pm SET outcome = f.status FROM f WHERE pm.message_id = f.message_id",
                 (
                     [d.message_id for d in decided],
-                    [d.event.data.order_id for d in decided if d.event],
+                    [d.parsed.data.order_id for d in decided],
                     [d.status for d in decided],
-                    [d.decision["detail"] for d in decided if d.decision],
+                    [d.decided["detail"] for d in decided],
                 ),
             )
         except Exception as exc:  # noqa: BLE001 - the batch is left for redelivery, the worker goes on
@@ -541,12 +551,11 @@ class Worker:
                     log.info("duplicate_skipped", message_id=delivery.message_id, guard="database")
                 delivery.result = Result("delete", "duplicate", delivery.message)
                 continue
-            assert delivery.event is not None
             with self._context(delivery):
                 log.info(
                     "message_processed",
                     message_id=delivery.message_id,
-                    order_id=str(delivery.event.data.order_id),
+                    order_id=str(delivery.parsed.data.order_id),
                     outcome=delivery.status,
                     queue_lag_ms=_lag_ms(delivery.message),
                 )
