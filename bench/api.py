@@ -8,6 +8,9 @@ HTTP/1.1 keep-alive client in this process. Phases (the two GET phases interleav
      (cache hit ratio and database reads per request from the `X-Cache` header; each miss is one read);
   3. `POST /api/checkout/orders` at 16 connections: p99.
 Ends with: `api: get_ratio=R p99_ratio=R hit_ratio=H order_p99_ms=M`.
+After each phase, where its CPU went, per request, from /proc: the server's gunicorn workers, Redis,
+PostgreSQL, this load client, and the time both cores sat idle; and how the phase's connections were
+spread over the server's workers (a worker holding most of them is bound by its own GIL while the other idles).
 Knobs (both servers alike): BENCH_WORKERS (2), BENCH_THREADS (8), BENCH_LOG_LEVEL (INFO: the real per-request
 JSON/EMF log line is written, to /dev/null).
 """
@@ -24,6 +27,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -109,6 +113,111 @@ async def _conn_loop(
         writer.close()
 
 
+def _ticks(pid: int) -> int:
+    """User + system CPU ticks of one process (0 once it has gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])
+
+
+def _processes() -> list[tuple[int, int, str]]:
+    """(pid, parent pid, command name) of every process."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    head, _, rest = f.read().rpartition(")")
+            except OSError:
+                continue
+            found.append((int(entry), int(rest.split()[1]), head.partition("(")[2]))
+    return found
+
+
+def _idle_ticks() -> int:
+    with open("/proc/stat") as f:
+        fields = f.readline().split()[1:]
+    return int(fields[3]) + int(fields[4])  # idle + iowait
+
+
+def _connections_per_worker(port: int, workers: list[int]) -> list[int]:
+    """Established connections to `port` held by each worker (socket inodes in /proc/net/tcp and fd links)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            cols = row.split()
+            if int(cols[1].rsplit(":", 1)[1], 16) == port and cols[3] == "01":
+                inodes.add(cols[9])
+    counts = []
+    for pid in workers:
+        n = 0
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                n += link.startswith("socket:[") and link[8:-1] in inodes
+        except OSError:
+            pass
+        counts.append(n)
+    return sorted(counts)
+
+
+@dataclass
+class CpuMeter:
+    """Where a phase's CPU time goes, per request: the server's workers, Redis, PostgreSQL, this client, idle."""
+
+    server: subprocess.Popen[bytes]
+    port: int
+    ticks: dict[str, int] = field(default_factory=dict)
+    requests: int = 0
+    spread: list[list[int]] = field(default_factory=list)
+
+    def _groups(self) -> dict[str, list[int]]:
+        procs = _processes()
+        return {
+            "gunicorn": [pid for pid, ppid, _ in procs if ppid == self.server.pid],
+            "redis": [pid for pid, _, name in procs if name.startswith("redis-server")],
+            "postgres": [pid for pid, _, name in procs if name.startswith("postgres")],
+            "client": [os.getpid()],
+        }
+
+    def _snapshot(self, groups: dict[str, list[int]]) -> dict[str, int]:
+        snap = {name: sum(_ticks(pid) for pid in pids) for name, pids in groups.items()}
+        snap["idle"] = _idle_ticks()
+        return snap
+
+    def measure(self, make: object, conns: int, seconds: float, max_requests: int = 10**9) -> Stats:
+        groups = self._groups()
+        before = self._snapshot(groups)
+        sample = threading.Timer(
+            min(1.0, seconds / 2), lambda: self.spread.append(_connections_per_worker(self.port, groups["gunicorn"]))
+        )
+        sample.start()
+        try:
+            stats = load(self.port, make, conns, seconds, max_requests)
+        finally:
+            sample.cancel()
+        after = self._snapshot(groups)
+        for name, value in after.items():
+            self.ticks[name] = self.ticks.get(name, 0) + value - before[name]
+        self.requests += stats.count
+        return stats
+
+    def report(self) -> str:
+        tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
+        per_request = " ".join(
+            f"{name}={value * tick_us / max(1, self.requests):.0f}us" for name, value in self.ticks.items()
+        )
+        return f"cpu per request: {per_request}; connections per worker: {self.spread}"
+
+
 def load(port: int, make: object, conns: int, seconds: float, max_requests: int = 10**9) -> Stats:
     stats = Stats()
     limit = [max_requests]
@@ -184,12 +293,13 @@ def main() -> None:
         load(bare_port, lambda: bare_req, GET_CONNS, 1.0)  # warm-up
         load(api_port, lambda: get(f"/api/products/{next(hot_cycle)}"), GET_CONNS, 1.0)
         bare, cached = Stats(), Stats()
+        api_cpu, bare_cpu = CpuMeter(procs[0], api_port), CpuMeter(procs[1], bare_port)
         for _ in range(2):
-            for target, port, make in (
-                (bare, bare_port, lambda: bare_req),
-                (cached, api_port, lambda: get(f"/api/products/{next(hot_cycle)}")),
+            for target, meter, make in (
+                (bare, bare_cpu, lambda: bare_req),
+                (cached, api_cpu, lambda: get(f"/api/products/{next(hot_cycle)}")),
             ):
-                s = load(port, make, GET_CONNS, PHASE_SECONDS / 2)
+                s = meter.measure(make, GET_CONNS, PHASE_SECONDS / 2)
                 target.latencies += s.latencies
                 target.elapsed += s.elapsed
                 for k, v in s.statuses.items():
@@ -205,6 +315,8 @@ def main() -> None:
             f"cached GET /api/products/id : {cached.rps:8.0f} req/s  p50={cached.p(0.5):.2f} ms"
             f"  p99={cached.p(0.99):.2f} ms  statuses={cached.statuses} hits={cached.hits}"
         )
+        print("  bare:", bare_cpu.report().strip())
+        print("  cached:", api_cpu.report().strip())
 
         # Phase 2: Zipf mix on a cold cache.
         for key in r.scan_iter(match=f"{prefix}product:*", count=1000):
@@ -245,11 +357,13 @@ def main() -> None:
             ).encode() + body
 
         load(api_port, order_req, ORDER_CONNS, 1.0)  # warm-up
-        orders = load(api_port, order_req, ORDER_CONNS, PHASE_SECONDS)
+        order_cpu = CpuMeter(procs[0], api_port)
+        orders = order_cpu.measure(order_req, ORDER_CONNS, PHASE_SECONDS)
         print(
             f"POST /api/checkout/orders @{ORDER_CONNS}: {orders.rps:.0f} req/s  p50={orders.p(0.5):.2f} ms"
             f"  p99={orders.p(0.99):.2f} ms  statuses={orders.statuses}"
         )
+        print("  orders:", order_cpu.report().strip())
         print(
             "targets: get_ratio>=0.6 p99_ratio<=2 hit_ratio>=0.95 order_p99_ms<50;"
             f" took {time.monotonic() - t_start:.0f} s"
