@@ -8,7 +8,7 @@ HTTP/1.1 keep-alive client in this process. Phases (the two GET phases interleav
      (cache hit ratio and database reads per request from the `X-Cache` header; each miss is one read);
   3. `POST /api/checkout/orders` at 16 connections: p99.
 Ends with: `api: get_ratio=R p99_ratio=R hit_ratio=H order_p99_ms=M`.
-After each phase, where its CPU went, per request, from /proc: the server's gunicorn workers, Redis,
+After the GET and order phases, where their CPU went, per request, from /proc: the server's gunicorn workers, Redis,
 PostgreSQL, this load client, and the time both cores sat idle; and how the phase's connections were
 spread over the server's workers (a worker holding most of them is bound by its own GIL while the other idles).
 Knobs (both servers alike): BENCH_WORKERS (2), BENCH_THREADS (8), BENCH_LOG_LEVEL (INFO: the real per-request
@@ -113,27 +113,28 @@ async def _conn_loop(
         writer.close()
 
 
-def _ticks(pid: int) -> int:
-    """User + system CPU ticks of one process (0 once it has gone)."""
+def _stat(pid: int | str) -> tuple[str, list[str]] | None:
+    """A process's command name and the fields of /proc/PID/stat after it; None once it has gone."""
     try:
         with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
+            head, _, rest = f.read().rpartition(")")
     except OSError:
-        return 0
-    return int(fields[11]) + int(fields[12])
+        return None
+    return head.partition("(")[2], rest.split()
+
+
+def _ticks(pid: int) -> int:
+    """User + system CPU ticks of one process (0 once it has gone)."""
+    stat = _stat(pid)
+    return int(stat[1][11]) + int(stat[1][12]) if stat else 0
 
 
 def _processes() -> list[tuple[int, int, str]]:
     """(pid, parent pid, command name) of every process."""
     found = []
     for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    head, _, rest = f.read().rpartition(")")
-            except OSError:
-                continue
-            found.append((int(entry), int(rest.split()[1]), head.partition("(")[2]))
+        if entry.isdigit() and (stat := _stat(entry)):
+            found.append((int(entry), int(stat[1][1]), stat[0]))
     return found
 
 
@@ -315,8 +316,8 @@ def main() -> None:
             f"cached GET /api/products/id : {cached.rps:8.0f} req/s  p50={cached.p(0.5):.2f} ms"
             f"  p99={cached.p(0.99):.2f} ms  statuses={cached.statuses} hits={cached.hits}"
         )
-        print("  bare:", bare_cpu.report().strip())
-        print("  cached:", api_cpu.report().strip())
+        print("  bare:", bare_cpu.report())
+        print("  cached:", api_cpu.report())
 
         # Phase 2: Zipf mix on a cold cache.
         for key in r.scan_iter(match=f"{prefix}product:*", count=1000):
@@ -363,7 +364,7 @@ def main() -> None:
             f"POST /api/checkout/orders @{ORDER_CONNS}: {orders.rps:.0f} req/s  p50={orders.p(0.5):.2f} ms"
             f"  p99={orders.p(0.99):.2f} ms  statuses={orders.statuses}"
         )
-        print("  orders:", order_cpu.report().strip())
+        print("  orders:", order_cpu.report())
         print(
             "targets: get_ratio>=0.6 p99_ratio<=2 hit_ratio>=0.95 order_p99_ms<50;"
             f" took {time.monotonic() - t_start:.0f} s"
