@@ -1,5 +1,6 @@
 """One stack of the multi-AZ reference architecture: validated config in, layers built, outputs out."""
 
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -142,6 +143,7 @@ load_balancer = LoadBalancer(
         health_path=contract.HEALTH_LIVE_PATH,
         routed_paths=workloads.ROUTED_PATHS,
         access_logs_bucket=storage.logs_bucket.bucket,
+        access_logs_grant=storage.logs_bucket_policy,
         deletion_protection=config.environment == "prod",
         blue_green=config.services.api.deployment.strategy == "blue_green",
     ),
@@ -160,6 +162,7 @@ edge = Edge(
         health_path=contract.HEALTH_LIVE_PATH,
         log_retention_days=config.observability.log_retention_days,
         waf_logs_key_arn=security.edge_logs_key_arn,
+        distribution_waits_for=[storage.logs_bucket_ownership],
     ),
     in_region,
 )
@@ -182,6 +185,9 @@ observability = Observability(
         alerts_topic_arn=messaging.alerts_topic.arn,
         alb_arn_suffix=load_balancer.alb.arn_suffix,
         target_group_arn_suffix=load_balancer.target_group.arn_suffix,
+        alternate_target_group_arn_suffix=(
+            load_balancer.alternate_target_group.arn_suffix if load_balancer.alternate_target_group else None
+        ),
         ecs_cluster_name=compute.cluster.name,
         ecs_service_names={"api": "api", "worker": "worker"},
         queue_names={queue: messaging.queues[queue].name for queue in messaging.queues},
@@ -213,6 +219,8 @@ data = workloads.DataEndpoints(
     dead_letter_queue_arn=messaging.dead_letter_queues[worker_queue].arn,
     messaging_key_arn=security.keys["messaging"].arn,
     data_key_arn=security.keys["data"].arn,
+    database_connect_arn=database.proxy_connect_arn(),
+    migration_host=database.writer_endpoint,
 )
 data_stores = [
     Dependency("database", database.proxy_security_group.id, workloads.DB_PORT),
@@ -225,6 +233,7 @@ def fargate_service(
     container: ContainerSpec,
     statements: list[Statement],
     secret_arns: list[pulumi.Input[str]],
+    own_data_stores: tuple[Dependency, ...] = (),
     **wiring: Any,
 ) -> FargateService:
     """The API and the worker share everything but their container, permissions and wiring."""
@@ -241,9 +250,10 @@ def fargate_service(
             security_group=app_groups.groups[name],
             container=container,
             log_group_name=observability.log_groups[name].name,
-            image_context="app",
+            # The repository root, found from this file: the Dockerfile copies from there, wherever it runs.
+            image_context=Path(__file__).resolve().parent,
             image_keep_count=config.services.image_keep_count,
-            dependencies=data_stores,
+            dependencies=[*data_stores, *own_data_stores],
             task_statements=statements,
             secret_arns=secret_arns,
             decrypt_key_arns=[security.keys["data"].arn],
@@ -258,14 +268,14 @@ api = fargate_service(
     workloads.api_container(config, naming.prefix, data),
     workloads.api_statements(data),
     workloads.execution_secret_arns(data, admin=True),
+    # Its init container migrates as the master user on Aurora's writer, which the proxy would not admit.
+    own_data_stores=(Dependency("aurora-writer", database.security_group.id, workloads.DB_PORT),),
     load_balancing=LoadBalancing(
-        target_group_arn=load_balancer.target_group.arn,
-        resource_label=pulumi.Output.concat(load_balancer.alb.arn_suffix, "/", load_balancer.target_group.arn_suffix),
+        alb=load_balancer.alb,
+        target_group=load_balancer.target_group,
+        listener_rule=load_balancer.forward_rule,
         alb_security_group_id=load_balancer.security_group.id,
-        alternate_target_group_arn=(
-            load_balancer.alternate_target_group.arn if load_balancer.alternate_target_group else None
-        ),
-        production_listener_rule_arn=load_balancer.forward_rule.arn,
+        alternate_target_group=load_balancer.alternate_target_group,
     ),
     # A deployment that makes the site fail is rolled back.
     rollback_alarm_names=[observability.alarms[label].name for label in ("alb-5xx", "target-5xx")],

@@ -22,10 +22,19 @@ STOP_TIMEOUT_SECONDS: Final = 30
 KEEPALIVE_SECONDS: Final = 75
 # Every outbound call (database, Redis, SQS, Secrets Manager) is bounded by this.
 OUTBOUND_TIMEOUT_SECONDS: Final = 3.0
-MAX_REQUEST_BYTES: Final = 64 * 1024
+# The largest request body, end to end: Flask refuses a longer one with a 413 and the edge's WAF blocks it
+# (components/edge.py). 16 KiB is what a CloudFront web ACL forwards to WAF for inspection at the base price,
+# so every byte of a body the app accepts is inspected; the largest valid request (a product with 2,000
+# four-byte characters of description, about 9 KB of UTF-8) fits with room to spare. Above 16 KiB the WAF must
+# be paid to inspect more (up to 64 KiB), and the edge raises that setting to match this number.
+MAX_REQUEST_BYTES: Final = 16 * 1024
 
 # Published policies.
+# Product reads (Redis cache-aside, the response's `Cache-Control: max-age`, and CloudFront's products cache
+# policy) are at most this old.
 PRODUCT_CACHE_TTL_SECONDS: Final = 300
+# The query parameters GET /api/products takes; CloudFront keys its cache on these and drops any other.
+PRODUCT_LIST_QUERY_PARAMETERS: Final[tuple[str, ...]] = ("page", "per_page", "category", "min_price", "max_price", "q")
 SESSION_TTL_SECONDS: Final = 900
 CONFIG_CACHE_TTL_SECONDS: Final = 3600
 IDEMPOTENCY_KEY_TTL_SECONDS: Final = 24 * 3600
@@ -43,6 +52,9 @@ API_COMMAND: Final[tuple[str, ...]] = (
 MIGRATE_COMMAND: Final[tuple[str, ...]] = ("app", "migrate")
 RELAY_COMMAND: Final[tuple[str, ...]] = ("app", "relay")
 WORKER_COMMAND: Final[tuple[str, ...]] = ("app", "worker")
+# The stages of app/Dockerfile (`FROM ... AS <stage>`) each service's image is built from.
+API_IMAGE_TARGET: Final = "api"
+WORKER_IMAGE_TARGET: Final = "worker"
 HEALTHCHECK_COMMAND: Final[tuple[str, ...]] = (
     "CMD",
     "python",
@@ -71,6 +83,16 @@ DB_USER: Final = "DB_USER"
 DB_PASSWORD: Final = "DB_PASSWORD"  # noqa: S105 - a variable name, not a password
 DB_SSLMODE: Final = "DB_SSLMODE"
 DB_POOL_MAX: Final = "DB_POOL_MAX"
+DB_LOGIN: Final = "DB_LOGIN"
+DB_MIGRATION_HOST: Final = "DB_MIGRATION_HOST"
+DB_MIGRATION_MASTER_ARN: Final = "DB_MIGRATION_MASTER_ARN"
+# DB_LOGIN's values. In AWS the tasks sign in through RDS Proxy with IAM (a token per new connection, so the
+# RDS-managed master password's rotation never reaches them); locally PostgreSQL takes a password (or trust).
+DB_LOGIN_IAM: Final = "iam"
+DB_LOGIN_PASSWORD: Final = "password"  # noqa: S105 - a sign-in method, not a password
+# The database role the app signs in as (DB_USER in AWS): migration 0007 creates it with the privileges the app
+# needs and no more, the task roles may `rds-db:connect` as it and as no other user.
+DB_APP_USER: Final = "platform_app"
 REDIS_URL: Final = "REDIS_URL"
 REDIS_AUTH_TOKEN: Final = "REDIS_AUTH_TOKEN"  # noqa: S105
 REDIS_TLS: Final = "REDIS_TLS"
@@ -85,6 +107,7 @@ TRUSTED_PROXY_HOPS: Final = "TRUSTED_PROXY_HOPS"
 RATE_LIMIT_PER_MINUTE: Final = "RATE_LIMIT_PER_MINUTE"
 OTEL_EXPORTER_OTLP_ENDPOINT: Final = "OTEL_EXPORTER_OTLP_ENDPOINT"
 OTEL_SERVICE_NAME: Final = "OTEL_SERVICE_NAME"
+TRACE_SAMPLE_RATIO: Final = "TRACE_SAMPLE_RATIO"
 LOG_LEVEL: Final = "LOG_LEVEL"
 METRICS_NAMESPACE: Final = "METRICS_NAMESPACE"
 WEB_CONCURRENCY: Final = "WEB_CONCURRENCY"
@@ -105,9 +128,18 @@ SETTINGS: Final[tuple[Setting, ...]] = (
     Setting(DB_PORT, False, "PostgreSQL port (5432)"),
     Setting(DB_NAME, False, "Database name", True),
     Setting(DB_USER, False, "Database user", True),
-    Setting(DB_PASSWORD, True, "Database password (Secrets Manager)", True),
+    Setting(DB_PASSWORD, True, "Database password when DB_LOGIN is 'password' (locally); unset in AWS"),
     Setting(DB_SSLMODE, False, "libpq sslmode: 'require' in AWS, 'prefer' locally"),
     Setting(DB_POOL_MAX, False, "Connections per pool per process"),
+    Setting(DB_LOGIN, False, "How the app signs in: 'iam' (an RDS IAM token per new connection; AWS) or 'password'"),
+    Setting(
+        DB_MIGRATION_HOST, False, "`app migrate`: where the migrator signs in (Aurora's writer); default DB_WRITER_HOST"
+    ),
+    Setting(
+        DB_MIGRATION_MASTER_ARN,
+        False,
+        "`app migrate`: ARN of the RDS-managed master user secret, read when it connects; empty: DB_USER/DB_PASSWORD",
+    ),
     Setting(REDIS_URL, False, "redis:// or rediss:// URL of the cache (without the password)", True),
     Setting(REDIS_AUTH_TOKEN, True, "ElastiCache AUTH token (Secrets Manager)"),
     Setting(REDIS_TLS, False, "true to use TLS to Redis (ElastiCache in-transit encryption)"),
@@ -126,8 +158,13 @@ SETTINGS: Final[tuple[Setting, ...]] = (
     Setting(RATE_LIMIT_PER_MINUTE, False, "Requests per client address per minute"),
     Setting(OTEL_EXPORTER_OTLP_ENDPOINT, False, "OTLP/HTTP endpoint (collector sidecar); 'console' or empty locally"),
     Setting(OTEL_SERVICE_NAME, False, "Service name on traces"),
+    Setting(
+        TRACE_SAMPLE_RATIO,
+        False,
+        "Share of new traces recorded, 0-1 (the stack's tracingSampleRate); a caller's traceparent decides its own",
+    ),
     Setting(LOG_LEVEL, False, "Log level (INFO)"),
-    Setting(METRICS_NAMESPACE, False, "CloudWatch namespace of the embedded-metric-format request metrics"),
+    Setting(METRICS_NAMESPACE, False, "CloudWatch namespace of the app's embedded-metric-format metrics (APP_METRICS)"),
     Setting(WEB_CONCURRENCY, False, "Gunicorn worker processes"),
     Setting(GUNICORN_THREADS, False, "Threads per gunicorn worker"),
     Setting(PORT, False, "Listen port (8080)"),
@@ -144,5 +181,58 @@ SETTINGS: Final[tuple[Setting, ...]] = (
 
 SETTING_NAMES: Final[frozenset[str]] = frozenset(s.name for s in SETTINGS)
 SECRET_SETTING_NAMES: Final[frozenset[str]] = frozenset(s.name for s in SETTINGS if s.secret)
+
+
+@dataclass(frozen=True)
+class AppMetric:
+    """One metric the app publishes (CloudWatch embedded metric format) in the namespace `METRICS_NAMESPACE`.
+
+    CloudWatch files a metric under its name *and* its exact dimension set, so the dashboard and alarms find
+    it only with these `dimensions`; the app's emitter refuses any other name or dimension set.
+    """
+
+    name: str
+    unit: str  # a CloudWatch unit name
+    dimensions: tuple[str, ...]
+    description: str
+
+
+REQUEST_DIMENSIONS: Final = ("Route", "Method")
+WORKER_DIMENSIONS: Final = ("Service",)
+BREAKER_DIMENSIONS: Final = ("breaker", "state")
+# The `state` value of a breaker's transition to open (the others: half_open, closed).
+BREAKER_OPENED: Final = "open"
+
+METRIC_REQUEST_LATENCY: Final = AppMetric("Latency", "Milliseconds", REQUEST_DIMENSIONS, "API: time to answer")
+METRIC_REQUESTS: Final = AppMetric("Requests", "Count", REQUEST_DIMENSIONS, "API: requests answered")
+METRIC_REQUEST_ERRORS_5XX: Final = AppMetric("Errors5xx", "Count", REQUEST_DIMENSIONS, "API: answers with a 5xx")
+METRIC_MESSAGES_PROCESSED: Final = AppMetric("MessagesProcessed", "Count", WORKER_DIMENSIONS, "Worker: done")
+METRIC_MESSAGES_FAILED: Final = AppMetric("MessagesFailed", "Count", WORKER_DIMENSIONS, "Worker: failed or invalid")
+METRIC_MESSAGES_RETRIED: Final = AppMetric(
+    "MessagesRetried", "Count", WORKER_DIMENSIONS, "Worker: handed back to the queue for a later receive"
+)
+METRIC_DUPLICATES_SKIPPED: Final = AppMetric(
+    "DuplicatesSkipped", "Count", WORKER_DIMENSIONS, "Worker: redeliveries already applied"
+)
+METRIC_QUEUE_LAG: Final = AppMetric("QueueLag", "Milliseconds", WORKER_DIMENSIONS, "Worker: oldest message's wait")
+METRIC_NOTIFICATION_BREAKER_OPEN: Final = AppMetric(
+    "NotificationBreakerOpen", "Count", WORKER_DIMENSIONS, "Worker: 1 while the notification breaker is not closed"
+)
+METRIC_BREAKER_TRANSITIONS: Final = AppMetric(
+    "BreakerTransitions", "Count", BREAKER_DIMENSIONS, "A circuit breaker changed state (per breaker and new state)"
+)
+
+APP_METRICS: Final[tuple[AppMetric, ...]] = (
+    METRIC_REQUEST_LATENCY,
+    METRIC_REQUESTS,
+    METRIC_REQUEST_ERRORS_5XX,
+    METRIC_MESSAGES_PROCESSED,
+    METRIC_MESSAGES_FAILED,
+    METRIC_MESSAGES_RETRIED,
+    METRIC_DUPLICATES_SKIPPED,
+    METRIC_QUEUE_LAG,
+    METRIC_NOTIFICATION_BREAKER_OPEN,
+    METRIC_BREAKER_TRANSITIONS,
+)
 
 assert GRACEFUL_TIMEOUT_SECONDS < STOP_TIMEOUT_SECONDS

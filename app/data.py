@@ -17,6 +17,7 @@ import structlog
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from app.db_login import master_login
 from app.resilience import CircuitBreaker, CircuitOpenError, retrying
 
 if TYPE_CHECKING:
@@ -33,6 +34,12 @@ MIGRATION_LOCK_ID = 7_001_001
 # window of HikariCP and others): under load every checkout would otherwise pay one extra round trip, while
 # an idle connection, the one a failover or an idle timeout breaks, is still checked before use.
 CHECK_IDLE_AFTER_SECONDS = 1.0
+# A connection is closed and replaced after this long: IAM sign-in is checked only when a connection opens, so
+# this bounds how long a task keeps a connection its role may no longer open.
+POOL_MAX_LIFETIME_SECONDS = 1800.0
+# An idle connection is closed after this long, before RDS Proxy drops it (its idle client timeout, 1800 s by
+# default): the pool, not a failed query, finds out first.
+POOL_MAX_IDLE_SECONDS = 600.0
 
 
 def _mark_returned(conn: psycopg.Connection[Any]) -> None:
@@ -62,16 +69,24 @@ class Database:
         self.reader_breaker = CircuitBreaker("db-reader", settings, redis_client, DB_ERRORS)
 
     def _pool(self, name: str, host: str) -> ConnectionPool:
+        settings = self.settings
+
+        def sign_in() -> dict[str, Any]:
+            # Called for each new connection, so each gets a current IAM token (or the password).
+            return {**settings.conninfo(host), "autocommit": False}
+
         return ConnectionPool(
-            kwargs={**self.settings.conninfo(host), "autocommit": False},
+            kwargs=sign_in,
             min_size=self._min_connections,
-            max_size=self.settings.db_pool_max,
-            timeout=self.settings.outbound_timeout,
+            max_size=settings.db_pool_max,
+            timeout=settings.outbound_timeout,
             name=name,
             open=False,
             check=_check_if_idle,
             reset=_mark_returned,
             reconnect_timeout=60,
+            max_lifetime=POOL_MAX_LIFETIME_SECONDS,
+            max_idle=POOL_MAX_IDLE_SECONDS,
         )
 
     def open(self, ready_within: float = 0.0) -> bool:
@@ -145,10 +160,32 @@ def migrations() -> list[tuple[str, str]]:
     return sorted((f.name, f.read_text()) for f in files.iterdir() if f.name.endswith(".sql"))
 
 
+def migration_conninfo(settings: Settings) -> dict[str, object]:
+    """Where and as whom migrations run: with DB_MIGRATION_MASTER_ARN, the master user on DB_MIGRATION_HOST (Aurora's
+    writer: RDS Proxy admits IAM users only), with the password the secret holds now, so the RDS-managed
+    rotation never leaves a stale one behind; otherwise DB_USER as the app signs in (locally)."""
+    host = settings.db_migration_host or settings.db_writer_host
+    if not settings.db_migration_master_arn:
+        return settings.conninfo(host)
+    user, password = master_login(settings)
+    return {**settings.endpoint_conninfo(host), "user": user, "password": password}
+
+
+def _connect_to_migrate(settings: Settings) -> psycopg.Connection[Any]:
+    # Each attempt reads the secret again: one that rotated between the read and the sign-in is read anew.
+    for attempt in retrying(DB_ERRORS, attempts=3):
+        with attempt:
+            return psycopg.connect(**migration_conninfo(settings), autocommit=True)  # type: ignore[arg-type]
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def migrate(settings: Settings) -> list[str]:
-    """Apply pending migrations in order; safe to run twice and from several tasks at once."""
+    """Apply pending migrations in order; safe to run twice and from several tasks at once.
+
+    Migration 0007 creates the app's own role (`contract.DB_APP_USER`); the migrator owns the schema.
+    """
     applied: list[str] = []
-    with psycopg.connect(**settings.conninfo(settings.db_writer_host), autocommit=True) as conn:  # type: ignore[arg-type]
+    with _connect_to_migrate(settings) as conn:
         conn.execute("SET statement_timeout = 0")  # migrations may legitimately run longer than a request
         conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_ID,))
         try:

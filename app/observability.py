@@ -9,15 +9,19 @@ import random
 import re
 import sys
 import time
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from app import contract
+from app.contract import AppMetric
+
 if TYPE_CHECKING:
     from flask import Flask
+    from opentelemetry.sdk.trace import TracerProvider
 
     from app.settings import Settings
 
@@ -76,19 +80,13 @@ class RequestRecords:
     straight into the line.
     """
 
+    METRICS = (contract.METRIC_REQUEST_LATENCY, contract.METRIC_REQUESTS, contract.METRIC_REQUEST_ERRORS_5XX)
+
     def __init__(self, namespace: str) -> None:
-        directive = [
-            {
-                "Namespace": namespace,
-                "Dimensions": [["Route", "Method"]],
-                "Metrics": [
-                    {"Name": "Latency", "Unit": "Milliseconds"},
-                    {"Name": "Requests", "Unit": "Count"},
-                    {"Name": "Errors5xx", "Unit": "Count"},
-                ],
-            }
-        ]
-        self._directive = json.dumps(directive, separators=(",", ":"))
+        self._directive = json.dumps(metric_directives(namespace, self.METRICS), separators=(",", ":"))
+        # Member names come from the contract, rendered once: the line itself is formatted by hand for speed.
+        self._route_key, self._method_key = (_json_str(name) for name in contract.REQUEST_DIMENSIONS)
+        self._latency_key, self._requests_key, self._errors_key = (_json_str(m.name) for m in self.METRICS)
 
     def write(self, route: str, method: str, status: int, latency_ms: float, path: str) -> None:
         if not _request_log_enabled:
@@ -98,10 +96,47 @@ class RequestRecords:
         sys.stdout.write(
             f'{{"_aws":{{"Timestamp":{int(now * 1000)},"CloudWatchMetrics":{self._directive}}},'
             f'"timestamp":"{stamp}","event":"request","level":"info",'
-            f'"Route":{_json_str(route)},"Method":{_json_str(method)},"StatusCode":{int(status)},'
-            f'"Latency":{latency_ms:.3f},"Requests":1,"Errors5xx":{1 if status >= 500 else 0},'
+            f'{self._route_key}:{_json_str(route)},{self._method_key}:{_json_str(method)},"StatusCode":{int(status)},'
+            f"{self._latency_key}:{latency_ms:.3f},{self._requests_key}:1,"
+            f"{self._errors_key}:{1 if status >= 500 else 0},"
             f'"path":{json.dumps(path)},"correlation_id":{json.dumps(correlation_id.get())}}}\n'
         )
+
+
+@functools.lru_cache(maxsize=64)
+def metric_directives(namespace: str, metrics: tuple[AppMetric, ...]) -> list[dict[str, Any]]:
+    """The `CloudWatchMetrics` directives of a record publishing `metrics`: one per dimension set.
+
+    Only metrics `app.contract.APP_METRICS` declares may be published, so the dashboard and alarms that read
+    that list find every metric the app writes, under the dimensions it is written with.
+    """
+    unknown = [metric.name for metric in metrics if metric not in contract.APP_METRICS]
+    if unknown:
+        raise ValueError(f"metrics not declared in app.contract.APP_METRICS: {', '.join(unknown)}")
+    by_dimensions: dict[tuple[str, ...], list[dict[str, str]]] = {}
+    for metric in metrics:
+        by_dimensions.setdefault(metric.dimensions, []).append({"Name": metric.name, "Unit": metric.unit})
+    return [
+        {"Namespace": namespace, "Dimensions": [list(dimensions)], "Metrics": entries}
+        for dimensions, entries in by_dimensions.items()
+    ]
+
+
+def metric_fields(namespace: str, values: Mapping[AppMetric, float], dimensions: Mapping[str, str]) -> dict[str, Any]:
+    """The members a structured log record needs to publish `values` as embedded-metric-format metrics.
+
+    `_aws` with the directives, one member per dimension and one per metric. Every metric must be declared in
+    the contract and take exactly the `dimensions` given.
+    """
+    metrics = tuple(values)
+    wrong = [m.name for m in metrics if set(m.dimensions) != set(dimensions)]
+    if wrong:
+        raise ValueError(f"{', '.join(wrong)}: published with dimensions {sorted(dimensions)}, declared otherwise")
+    return {
+        "_aws": {"Timestamp": int(time.time() * 1000), "CloudWatchMetrics": metric_directives(namespace, metrics)},
+        **dimensions,
+        **{metric.name: value for metric, value in values.items()},
+    }
 
 
 def configure_logging(level: str = "INFO") -> None:
@@ -148,12 +183,10 @@ def configure_tracing(settings: Settings, app: Flask | None = None) -> bool:
     if not endpoint:
         return False
     from opentelemetry import trace  # noqa: PLC0415 - heavy, only when tracing is on
-    from opentelemetry.sdk.resources import Resource  # noqa: PLC0415
-    from opentelemetry.sdk.trace import TracerProvider  # noqa: PLC0415
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter  # noqa: PLC0415
 
     if not _tracing:
-        provider = TracerProvider(resource=Resource.create({"service.name": settings.otel_service_name}))
+        provider = tracer_provider(settings)
         if endpoint == "console":
             exporter: Any = ConsoleSpanExporter()
         else:
@@ -175,6 +208,23 @@ def configure_tracing(settings: Settings, app: Flask | None = None) -> bool:
 
         FlaskInstrumentor().instrument_app(app, excluded_urls="health/live")
     return True
+
+
+def tracer_provider(settings: Settings) -> TracerProvider:
+    """The process's tracer provider, before any exporter: named for the service, sampling as configured.
+
+    New traces (a request without a traceparent, a worker's message span, which links to its request rather
+    than joining it) are recorded at `TRACE_SAMPLE_RATIO`, the stack's `tracingSampleRate`. A request that
+    arrives with a traceparent follows its caller's sampled flag, so a trace is kept whole or not at all.
+    """
+    from opentelemetry.sdk.resources import Resource  # noqa: PLC0415 - heavy, only when tracing is on
+    from opentelemetry.sdk.trace import TracerProvider  # noqa: PLC0415
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased  # noqa: PLC0415
+
+    return TracerProvider(
+        resource=Resource.create({"service.name": settings.otel_service_name}),
+        sampler=ParentBased(TraceIdRatioBased(settings.trace_sample_ratio)),
+    )
 
 
 def current_traceparent(incoming: str | None = None) -> str | None:

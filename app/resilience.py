@@ -31,7 +31,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import structlog
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
+from app import contract
 from app.lua import LuaScript
+from app.observability import metric_fields
 
 if TYPE_CHECKING:
     import redis
@@ -237,19 +239,11 @@ class CircuitBreaker:
             # Logged as an embedded-metric-format record too: CloudWatch counts transitions per breaker and state.
             log.warning(
                 "circuit_breaker_transition",
-                breaker=self.name,
-                state=new_state,
-                BreakerTransitions=1,
-                _aws={
-                    "Timestamp": int(time.time() * 1000),
-                    "CloudWatchMetrics": [
-                        {
-                            "Namespace": self._settings.metrics_namespace,
-                            "Dimensions": [["breaker", "state"]],
-                            "Metrics": [{"Name": "BreakerTransitions", "Unit": "Count"}],
-                        }
-                    ],
-                },
+                **metric_fields(
+                    self._settings.metrics_namespace,
+                    {contract.METRIC_BREAKER_TRANSITIONS: 1},
+                    {"breaker": self.name, "state": new_state},
+                ),
             )
 
     def _seen_closed(self) -> bool:

@@ -43,7 +43,7 @@ from app.catalog import Catalog
 from app.data import Database
 from app.events import Envelope, InvalidMessage, message_id_hint, parse
 from app.notifications import NotificationFailed, NotificationRejected, Notifier
-from app.observability import correlation_id
+from app.observability import correlation_id, metric_fields
 from app.resilience import CircuitOpenError
 
 if TYPE_CHECKING:
@@ -668,34 +668,19 @@ class Worker:
     def _emit_metrics(self, results: list[Result], counts: Counter[str]) -> None:
         lags = [_lag_ms(r.message) for r in results]
         breaker_open = 1 if self.notifier.enabled and self.notifier.breaker.state != "closed" else 0
+        values = {
+            contract.METRIC_MESSAGES_PROCESSED: counts.get("processed", 0),
+            contract.METRIC_MESSAGES_FAILED: counts.get("failed", 0) + counts.get("invalid", 0),
+            contract.METRIC_MESSAGES_RETRIED: sum(counts.get(k, 0) for k in ("failed", "invalid", "deferred", "busy")),
+            contract.METRIC_DUPLICATES_SKIPPED: counts.get("duplicate", 0),
+            contract.METRIC_QUEUE_LAG: max(lags) if lags else 0,
+            contract.METRIC_NOTIFICATION_BREAKER_OPEN: breaker_open,
+        }
         record = {
             "event": "worker_batch",
             "level": "info",
             "timestamp": datetime.now(UTC).isoformat(),
-            "_aws": {
-                "Timestamp": int(time.time() * 1000),
-                "CloudWatchMetrics": [
-                    {
-                        "Namespace": self.settings.metrics_namespace,
-                        "Dimensions": [["Service"]],
-                        "Metrics": [
-                            {"Name": "MessagesProcessed", "Unit": "Count"},
-                            {"Name": "MessagesFailed", "Unit": "Count"},
-                            {"Name": "MessagesRetried", "Unit": "Count"},
-                            {"Name": "DuplicatesSkipped", "Unit": "Count"},
-                            {"Name": "QueueLag", "Unit": "Milliseconds"},
-                            {"Name": "NotificationBreakerOpen", "Unit": "Count"},
-                        ],
-                    }
-                ],
-            },
-            "Service": "worker",
-            "MessagesProcessed": counts.get("processed", 0),
-            "MessagesFailed": counts.get("failed", 0) + counts.get("invalid", 0),
-            "MessagesRetried": sum(counts.get(k, 0) for k in ("failed", "invalid", "deferred", "busy")),
-            "DuplicatesSkipped": counts.get("duplicate", 0),
-            "QueueLag": max(lags) if lags else 0,
-            "NotificationBreakerOpen": breaker_open,
+            **metric_fields(self.settings.metrics_namespace, values, {"Service": "worker"}),
         }
         structlog.get_logger("app.worker.metrics").info(**record)
 

@@ -12,6 +12,9 @@ from components.naming import Naming, child_options
 from stack_config.schema import CacheConfig
 
 CACHE_PORT = 6379
+# ElastiCache's identifier limits: replication group ids 40 characters, subnet and parameter group names 255.
+REPLICATION_GROUP_ID_MAX_LENGTH = 40
+GROUP_NAME_MAX_LENGTH = 255
 
 
 def parameter_group_family(engine: str, engine_version: str) -> str:
@@ -84,7 +87,7 @@ class Cache(pulumi.ComponentResource):
             )
         subnet_group = aws.elasticache.SubnetGroup(
             f"{name}-subnets",
-            name=self._naming.name("cache"),
+            name=self._naming.name("cache", max_length=GROUP_NAME_MAX_LENGTH),
             description="Cache: the isolated subnets, one per AZ",
             subnet_ids=list(args.subnet_ids),
             tags=self._naming.tags("cache"),
@@ -93,9 +96,11 @@ class Cache(pulumi.ComponentResource):
         family = parameter_group_family(config.engine, config.engine_version)
         self.parameter_group = aws.elasticache.ParameterGroup(
             f"{name}-params",
-            name=self._naming.name("cache", family),
+            name=self._naming.name("cache", family, max_length=GROUP_NAME_MAX_LENGTH),
             family=family,
-            description=f"Cache: explicit eviction policy {config.eviction_policy}",
+            # A parameter group's description cannot change in place (ElastiCache has no call for it), and
+            # a replacement under the same name is refused: the description must not follow the config.
+            description="Cache: explicit eviction policy",
             parameters=[
                 aws.elasticache.ParameterGroupParameterArgs(name="maxmemory-policy", value=config.eviction_policy)
             ],
@@ -114,7 +119,7 @@ class Cache(pulumi.ComponentResource):
         failover = config.replica_count > 0
         self.replication_group = aws.elasticache.ReplicationGroup(
             f"{name}-replication-group",
-            replication_group_id=self._naming.name("cache"),
+            replication_group_id=self._naming.name("cache", max_length=REPLICATION_GROUP_ID_MAX_LENGTH),
             description=f"{self._naming.prefix}: cache, sessions, rate limits and idempotency keys",
             engine=config.engine,
             engine_version=config.engine_version,

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from app import contract
 from components.iam import Account, Statement, assume_role_policy, policy_document
 from components.naming import Naming, child_options
 from stack_config.schema import DatabaseConfig
@@ -15,6 +16,8 @@ from stack_config.schema import DatabaseConfig
 ENGINE = "aurora-postgresql"
 POSTGRES_PORT = 5432
 MASTER_USERNAME = "platform_admin"
+# The user the app's tasks sign in as, through the proxy and with IAM only (migration 0007 creates it).
+APP_USERNAME = contract.DB_APP_USER
 SERVERLESS_INSTANCE_CLASS = "db.serverless"
 # Aurora promotes the reader with the lowest tier on failover (0 to 15); the writer takes tier 0.
 MAX_PROMOTION_TIER = 15
@@ -24,6 +27,10 @@ PROXY_BORROW_TIMEOUT_SECONDS = 120
 # Static parameters only take effect at the next reboot; say so, or the apply fails.
 PENDING_REBOOT = "pending-reboot"
 IMMEDIATE = "immediate"
+IAM_AUTH = "IAM_AUTH"
+# `rds-db:connect`'s resource: partition, region, account, the proxy's (`prx-...`) or the cluster's (`cluster-...`)
+# resource id, and the database user.
+DBUSER_ARN = "arn:{0}:rds-db:{1}:{2}:dbuser:{3}/{4}"
 
 
 def parameter_group_family(engine_version: str) -> str:
@@ -52,9 +59,12 @@ class Database(pulumi.ComponentResource):
     provisioned (`instanceClass`) or Serverless v2 (`serverlessV2`), with RDS Proxy in front.
 
     Connect through `proxy_endpoint` (read-write, the writer) and `proxy_reader_endpoint`
-    (read-only, the readers; None without readers). `writer_endpoint`/`reader_endpoint` are the
-    cluster's own endpoints. The master credentials live in the RDS-managed secret
-    `master_secret_arn`, encrypted with the data key.
+    (read-only, the readers; None without readers) as `username`, with an IAM token a role allowed
+    `rds-db:connect` on `proxy_connect_arn()` signs: the proxy checks it and signs in to Aurora with IAM
+    as the same user (end-to-end IAM), so no password sits between the app and the database.
+    `writer_endpoint`/`reader_endpoint` are the cluster's own endpoints, where the migrator signs in as
+    the master user; its credentials live in the RDS-managed secret `master_secret_arn` (rotated by RDS
+    every 7 days), encrypted with the data key.
     """
 
     cluster: aws.rds.Cluster
@@ -76,6 +86,11 @@ class Database(pulumi.ComponentResource):
         if not args.zones or len(args.zones) != len(args.subnet_ids):
             raise ValueError("database: give one isolated subnet per AZ, in AZ order")
         identifier = self._naming.name("aurora")
+        # With automatic minor upgrades, RDS moves the cluster past the pinned minor in a maintenance window
+        # (17.4 -> 17.x); a later `pulumi up` would send 17.4 back and RDS refuses any downgrade
+        # ("Cannot upgrade aurora-postgresql from 17.x to 17.4"). The pinned version is then the one the
+        # cluster is created with, and AWS owns the minor after that.
+        self._aws_owned_version = ["engineVersion"] if config.auto_minor_version_upgrade else []
 
         self.security_group, self.proxy_security_group = self._security_groups()
         subnet_group = aws.rds.SubnetGroup(
@@ -134,7 +149,7 @@ class Database(pulumi.ComponentResource):
             allow_major_version_upgrade=False,  # majors are pinned in config and planned
             apply_immediately=False,
             tags=self._naming.stateful_tags("aurora"),
-            opts=child_options(self, depends_on=[self.log_group]),
+            opts=child_options(self, depends_on=[self.log_group], ignore_changes=self._aws_owned_version),
         )
         self.master_secret_arn = self.cluster.master_user_secrets.apply(_first_secret_arn)
 
@@ -161,6 +176,7 @@ class Database(pulumi.ComponentResource):
                 "security_group_id": self.security_group.id,
                 "proxy_security_group_id": self.proxy_security_group.id,
                 "proxy_connect_arn": self.proxy_connect_arn(),
+                "cluster_connect_arn": self.cluster_connect_arn(),
                 "instance_ids": self.instance_ids,
             }
         )
@@ -183,18 +199,25 @@ class Database(pulumi.ComponentResource):
 
     @property
     def username(self) -> str:
-        """The database user clients sign in as through the proxy (with an IAM token)."""
-        return MASTER_USERNAME
+        """The database user the app signs in as through the proxy (with an IAM token)."""
+        return APP_USERNAME
 
-    def proxy_connect_arn(self, db_user: str = MASTER_USERNAME) -> pulumi.Output[str]:
+    def proxy_connect_arn(self, db_user: str = APP_USERNAME) -> pulumi.Output[str]:
         """The `rds-db:connect` resource a client role needs to sign in through the proxy as `db_user`."""
 
         def connect_arn(proxy_arn: str) -> str:
             # arn:<partition>:rds:<region>:<account>:db-proxy:<prx-id> -> ...:rds-db:...:dbuser:<prx-id>/<user>
             _, partition, _, region, account, _, proxy_id = proxy_arn.split(":")
-            return f"arn:{partition}:rds-db:{region}:{account}:dbuser:{proxy_id}/{db_user}"
+            return DBUSER_ARN.format(partition, region, account, proxy_id, db_user)
 
         return self.proxy.arn.apply(connect_arn)
+
+    def cluster_connect_arn(self, db_user: str = APP_USERNAME) -> pulumi.Output[str]:
+        """The `rds-db:connect` resource for signing in to the cluster itself as `db_user` (the proxy's own)."""
+        account = self._args.account
+        return pulumi.Output.format(
+            DBUSER_ARN, account.partition, account.region, account.account_id, self.cluster.cluster_resource_id, db_user
+        )
 
     @property
     def instances(self) -> list[aws.rds.ClusterInstance]:
@@ -325,7 +348,7 @@ class Database(pulumi.ComponentResource):
             copy_tags_to_snapshot=True,
             apply_immediately=False,
             tags=self._naming.tags("aurora", str(index + 1)),
-            opts=child_options(self, depends_on=depends_on),
+            opts=child_options(self, depends_on=depends_on, ignore_changes=self._aws_owned_version),
         )
 
     def _proxy(self, config: DatabaseConfig) -> tuple[aws.rds.Proxy, aws.iam.Role, aws.rds.ProxyEndpoint | None]:
@@ -336,19 +359,13 @@ class Database(pulumi.ComponentResource):
             tags=self._naming.tags("aurora", "proxy"),
             opts=child_options(self),
         )
-        aws.iam.RolePolicy(
+        # End-to-end IAM: the proxy signs in to Aurora with IAM as the user the client signed in as, so it
+        # needs no secret, only `rds-db:connect` on the cluster as the app's user (and as no other).
+        policy = aws.iam.RolePolicy(
             f"{self._name}-proxy-policy",
             role=role.id,
             policy=policy_document(
-                Statement("ReadMasterSecret", ("secretsmanager:GetSecretValue",), [self.master_secret_arn]),
-                Statement(
-                    "DecryptMasterSecret",
-                    ("kms:Decrypt",),
-                    [args.data_key_arn],
-                    conditions={
-                        "StringEquals": {"kms:ViaService": f"secretsmanager.{args.account.region}.amazonaws.com"}
-                    },
-                ),
+                Statement("ConnectAsAppUser", ("rds-db:connect",), [self.cluster_connect_arn(APP_USERNAME)]),
             ),
             opts=child_options(self),
         )
@@ -359,22 +376,15 @@ class Database(pulumi.ComponentResource):
             role_arn=role.arn,
             vpc_subnet_ids=list(args.subnet_ids),
             vpc_security_group_ids=[self.proxy_security_group.id],
-            require_tls=True,
+            require_tls=True,  # IAM tokens travel as passwords: TLS only
             idle_client_timeout=config.proxy_idle_client_timeout_seconds,
             debug_logging=False,  # it would log SQL text
-            auths=[
-                aws.rds.ProxyAuthArgs(
-                    auth_scheme="SECRETS",
-                    secret_arn=self.master_secret_arn,
-                    # Tasks sign in with the secret's credentials, which ECS injects from Secrets Manager;
-                    # the proxy checks them against the same secret.
-                    iam_auth="DISABLED",
-                    client_password_auth_type="POSTGRES_SCRAM_SHA_256",  # noqa: S106 (a scheme, not a password)
-                    description="The RDS-managed master secret",
-                )
-            ],
+            # Clients sign in with IAM tokens only, and the proxy signs in to Aurora with IAM too: no password
+            # a rotation could leave stale (the RDS-managed master secret rotates every 7 days). Without it the
+            # proxy would check clients against a secret's password, which tasks could only read once, at start.
+            default_auth_scheme=IAM_AUTH,
             tags=self._naming.tags("aurora", "proxy"),
-            opts=child_options(self),
+            opts=child_options(self, depends_on=[policy]),
         )
         target_group = aws.rds.ProxyDefaultTargetGroup(
             f"{self._name}-proxy-pool",

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
+from app import contract
 from components.certificates import dns_validated_certificate
 from components.load_balancer import ORIGIN_SECRET_HEADER
 from components.naming import Naming, child_options
@@ -19,11 +21,14 @@ ALL_VIEWER_ORIGIN_REQUEST_POLICY_ID = "216adef6-5c7f-47e4-b989-5492eafa07d3"
 SECURITY_HEADERS_RESPONSE_POLICY_ID = "67f7725c-6f97-4210-82d7-5512b31e9d03"
 ONE_YEAR_SECONDS = 31_536_000
 ONE_DAY_SECONDS = 86_400
-PRODUCTS_TTL_SECONDS = 300  # the seeds: product data cached 5 minutes
 ALL_METHODS = ["GET", "HEAD", "OPTIONS", "PUT", "POST", "PATCH", "DELETE"]
 READ_METHODS = ["GET", "HEAD"]
 STATIC_PATH = "/static/*"
-PRODUCTS_PATH = "/api/products/*"
+# A path pattern's `*` needs the text around it to match, so "/api/products/*" alone misses the list itself.
+PRODUCTS_PATHS = ("/api/products", "/api/products/*")
+# Product reads are the same for every caller; CloudFront still forwards Origin so that a CORS answer is cached
+# per origin, not served to another one.
+PRODUCTS_CACHE_KEY_HEADERS = ("Origin",)
 UNCACHED_API_PATHS = ("/api/user/*", "/api/checkout/*")
 MANAGED_RULE_GROUPS = (
     "AWSManagedRulesCommonRuleSet",
@@ -31,6 +36,13 @@ MANAGED_RULE_GROUPS = (
     "AWSManagedRulesSQLiRuleSet",
     "AWSManagedRulesAmazonIpReputationList",
 )
+# The common rule set blocks bodies over 8 KB (SizeRestrictions_BODY): counted instead, because BODY_SIZE_RULE
+# enforces the app's own limit, contract.MAX_REQUEST_BYTES.
+COMMON_RULE_SET, COMMON_RULE_SET_BODY_SIZE_RULE = "AWSManagedRulesCommonRuleSet", "SizeRestrictions_BODY"
+BODY_SIZE_RULE = "body-size-limit"
+# What a CloudFront web ACL can forward to WAF for body inspection (AssociationConfig), smallest first; 16 KB is
+# the default and the base price.
+CLOUDFRONT_BODY_INSPECTION_LIMITS = {16 * 1024: "KB_16", 32 * 1024: "KB_32", 48 * 1024: "KB_48", 64 * 1024: "KB_64"}
 ALB_ORIGIN, ASSETS_ORIGIN = "alb", "assets"
 HEALTH_CHECK_FAILURE_THRESHOLD = 3
 HEALTH_CHECK_INTERVAL_SECONDS = 30
@@ -48,6 +60,9 @@ class EdgeArgs:
     health_path: str
     log_retention_days: int
     waf_logs_key_arn: pulumi.Input[str]
+    # What the distribution must wait for although it takes no output of it: standard logging needs the logs
+    # bucket's ownership controls (ACLs enabled) in place when the distribution is created or updated.
+    distribution_waits_for: Sequence[pulumi.Resource] = ()
 
 
 class Edge(pulumi.ComponentResource):
@@ -108,22 +123,26 @@ class Edge(pulumi.ComponentResource):
             min_ttl=ONE_DAY_SECONDS,
             default_ttl=ONE_YEAR_SECONDS,
             max_ttl=ONE_YEAR_SECONDS,
-            parameters_in_cache_key_and_forwarded_to_origin=_cache_key(query_strings="none"),
+            parameters_in_cache_key_and_forwarded_to_origin=_cache_key(query_strings=None),
             opts=child_options(self),
         )
+        # The app answers product reads with `Cache-Control: public, max-age=<the same TTL>`; min 0 keeps its
+        # `no-store` errors out of the cache.
         products_policy = aws.cloudfront.CachePolicy(
             f"{name}-products-cache",
             name=naming.name("products"),
-            comment="Product data: 5 minutes, query strings in the key",
+            comment="Product reads: the API TTL, its list query parameters and Origin in the key",
             min_ttl=0,
-            default_ttl=PRODUCTS_TTL_SECONDS,
-            max_ttl=PRODUCTS_TTL_SECONDS,
-            parameters_in_cache_key_and_forwarded_to_origin=_cache_key(query_strings="all"),
+            default_ttl=contract.PRODUCT_CACHE_TTL_SECONDS,
+            max_ttl=contract.PRODUCT_CACHE_TTL_SECONDS,
+            parameters_in_cache_key_and_forwarded_to_origin=_cache_key(
+                query_strings=contract.PRODUCT_LIST_QUERY_PARAMETERS, headers=PRODUCTS_CACHE_KEY_HEADERS
+            ),
             opts=child_options(self),
         )
         ordered = [
             _behavior(STATIC_PATH, ASSETS_ORIGIN, READ_METHODS, cache_policy_id=static_policy.id),
-            _behavior(PRODUCTS_PATH, ALB_ORIGIN, ALL_METHODS, cache_policy_id=products_policy.id),
+            *[_behavior(path, ALB_ORIGIN, ALL_METHODS, cache_policy_id=products_policy.id) for path in PRODUCTS_PATHS],
             *[
                 _behavior(
                     path,
@@ -191,7 +210,7 @@ class Edge(pulumi.ComponentResource):
                 bucket=args.logs_bucket_domain_name, prefix="cloudfront/", include_cookies=False
             ),
             tags=naming.tags("distribution"),
-            opts=child_options(self),
+            opts=child_options(self, depends_on=list(args.distribution_waits_for)),
         )
         self.health_check = aws.route53.HealthCheck(
             f"{name}-health",
@@ -220,25 +239,7 @@ class Edge(pulumi.ComponentResource):
 
     def _web_acl(self, config: EdgeConfig, opts: pulumi.ResourceOptions) -> aws.wafv2.WebAcl:
         prefix = self._name
-        rules = [
-            aws.wafv2.WebAclRuleArgs(
-                name=group,
-                priority=priority,
-                # Managed groups keep their own block actions.
-                override_action=aws.wafv2.WebAclRuleOverrideActionArgs(
-                    none=aws.wafv2.WebAclRuleOverrideActionNoneArgs()  # type: ignore[no-untyped-call]
-                ),
-                statement=aws.wafv2.WebAclRuleStatementArgs(
-                    managed_rule_group_statement=aws.wafv2.WebAclRuleStatementManagedRuleGroupStatementArgs(
-                        name=group, vendor_name="AWS"
-                    )
-                ),
-                visibility_config=_rule_visibility(group),
-            )
-            for priority, group in enumerate(MANAGED_RULE_GROUPS, start=1)
-        ]
-        rules.insert(
-            0,
+        first_rules = [
             aws.wafv2.WebAclRuleArgs(
                 name="rate-limit-per-ip",
                 priority=0,
@@ -250,13 +251,28 @@ class Edge(pulumi.ComponentResource):
                 ),
                 visibility_config=_rule_visibility("rate-limit-per-ip"),
             ),
-        )
+            _body_size_rule(priority=1, max_bytes=contract.MAX_REQUEST_BYTES),
+        ]
+        managed = [
+            _managed_group_rule(group, priority) for priority, group in enumerate(MANAGED_RULE_GROUPS, len(first_rules))
+        ]
+        inspection_limit = cloudfront_body_inspection_limit(contract.MAX_REQUEST_BYTES)
         return aws.wafv2.WebAcl(
             f"{prefix}-waf",
             scope="CLOUDFRONT",
-            description="Managed OWASP rule groups and a per-IP rate limit",
+            # WAF descriptions allow letters, digits, spaces and + = : # @ / - , . only.
+            description="Managed OWASP rule groups, the API body size limit and a per-IP rate limit",
             default_action=aws.wafv2.WebAclDefaultActionArgs(allow=aws.wafv2.WebAclDefaultActionAllowArgs()),
-            rules=rules,
+            rules=[*first_rules, *managed],
+            association_config=aws.wafv2.WebAclAssociationConfigArgs(
+                request_bodies=[
+                    aws.wafv2.WebAclAssociationConfigRequestBodyArgs(
+                        cloudfront=aws.wafv2.WebAclAssociationConfigRequestBodyCloudfrontArgs(
+                            default_size_inspection_limit=inspection_limit
+                        )
+                    )
+                ]
+            ),
             visibility_config=aws.wafv2.WebAclVisibilityConfigArgs(
                 cloudwatch_metrics_enabled=True, metric_name=f"{prefix}-waf", sampled_requests_enabled=True
             ),
@@ -285,18 +301,93 @@ class Edge(pulumi.ComponentResource):
         )
 
 
-def _cache_key(query_strings: str) -> aws.cloudfront.CachePolicyParametersInCacheKeyAndForwardedToOriginArgs:
-    return aws.cloudfront.CachePolicyParametersInCacheKeyAndForwardedToOriginArgs(
+def cloudfront_body_inspection_limit(max_body_bytes: int) -> str:
+    """The smallest CloudFront body inspection setting that lets WAF see all of a body the app accepts."""
+    for limit_bytes, setting in sorted(CLOUDFRONT_BODY_INSPECTION_LIMITS.items()):
+        if max_body_bytes <= limit_bytes:
+            return setting
+    largest = max(CLOUDFRONT_BODY_INSPECTION_LIMITS)
+    raise ValueError(
+        f"app/contract.py MAX_REQUEST_BYTES: a CloudFront web ACL inspects at most {largest} bytes of a body,"
+        f" so the app must accept no more (got {max_body_bytes})"
+    )
+
+
+def _body_size_rule(priority: int, max_bytes: int) -> aws.wafv2.WebAclRuleArgs:
+    """Block bodies the app would refuse with a 413, before any rule inspects them.
+
+    A body past the inspection limit reaches WAF truncated, so its size would look within bounds: oversize
+    handling MATCH counts it as too large.
+    """
+    return aws.wafv2.WebAclRuleArgs(
+        name=BODY_SIZE_RULE,
+        priority=priority,
+        action=aws.wafv2.WebAclRuleActionArgs(block=aws.wafv2.WebAclRuleActionBlockArgs()),
+        statement=aws.wafv2.WebAclRuleStatementArgs(
+            size_constraint_statement=aws.wafv2.WebAclRuleStatementSizeConstraintStatementArgs(
+                comparison_operator="GT",
+                size=max_bytes,
+                field_to_match=aws.wafv2.WebAclRuleStatementSizeConstraintStatementFieldToMatchArgs(
+                    body=aws.wafv2.WebAclRuleStatementSizeConstraintStatementFieldToMatchBodyArgs(
+                        oversize_handling="MATCH"
+                    )
+                ),
+                text_transformations=[
+                    aws.wafv2.WebAclRuleStatementSizeConstraintStatementTextTransformationArgs(priority=0, type="NONE")
+                ],
+            )
+        ),
+        visibility_config=_rule_visibility(BODY_SIZE_RULE),
+    )
+
+
+def _managed_group_rule(group: str, priority: int) -> aws.wafv2.WebAclRuleArgs:
+    waf = aws.wafv2
+    counted = [COMMON_RULE_SET_BODY_SIZE_RULE] if group == COMMON_RULE_SET else []
+    overrides = [
+        waf.WebAclRuleStatementManagedRuleGroupStatementRuleActionOverrideArgs(
+            name=rule,
+            action_to_use=waf.WebAclRuleStatementManagedRuleGroupStatementRuleActionOverrideActionToUseArgs(
+                count=waf.WebAclRuleStatementManagedRuleGroupStatementRuleActionOverrideActionToUseCountArgs()
+            ),
+        )
+        for rule in counted
+    ]
+    return waf.WebAclRuleArgs(
+        name=group,
+        priority=priority,
+        # Managed groups keep their own block actions, but for the rules counted above.
+        override_action=waf.WebAclRuleOverrideActionArgs(
+            none=waf.WebAclRuleOverrideActionNoneArgs()  # type: ignore[no-untyped-call]
+        ),
+        statement=waf.WebAclRuleStatementArgs(
+            managed_rule_group_statement=waf.WebAclRuleStatementManagedRuleGroupStatementArgs(
+                name=group, vendor_name="AWS", rule_action_overrides=overrides or None
+            )
+        ),
+        visibility_config=_rule_visibility(group),
+    )
+
+
+def _cache_key(
+    query_strings: Sequence[str] | None, headers: Sequence[str] = ()
+) -> aws.cloudfront.CachePolicyParametersInCacheKeyAndForwardedToOriginArgs:
+    """Only what the cache key names reaches the origin: no query string when None, else only those named."""
+    cf = aws.cloudfront
+    header_items = cf.CachePolicyParametersInCacheKeyAndForwardedToOriginHeadersConfigHeadersArgs(items=list(headers))
+    query_items = cf.CachePolicyParametersInCacheKeyAndForwardedToOriginQueryStringsConfigQueryStringsArgs(
+        items=list(query_strings or ())
+    )
+    return cf.CachePolicyParametersInCacheKeyAndForwardedToOriginArgs(
         enable_accept_encoding_gzip=True,
         enable_accept_encoding_brotli=True,
-        cookies_config=aws.cloudfront.CachePolicyParametersInCacheKeyAndForwardedToOriginCookiesConfigArgs(
-            cookie_behavior="none"
+        cookies_config=cf.CachePolicyParametersInCacheKeyAndForwardedToOriginCookiesConfigArgs(cookie_behavior="none"),
+        headers_config=cf.CachePolicyParametersInCacheKeyAndForwardedToOriginHeadersConfigArgs(
+            header_behavior="whitelist" if headers else "none", headers=header_items if headers else None
         ),
-        headers_config=aws.cloudfront.CachePolicyParametersInCacheKeyAndForwardedToOriginHeadersConfigArgs(
-            header_behavior="none"
-        ),
-        query_strings_config=aws.cloudfront.CachePolicyParametersInCacheKeyAndForwardedToOriginQueryStringsConfigArgs(
-            query_string_behavior=query_strings
+        query_strings_config=cf.CachePolicyParametersInCacheKeyAndForwardedToOriginQueryStringsConfigArgs(
+            query_string_behavior="whitelist" if query_strings else "none",
+            query_strings=query_items if query_strings else None,
         ),
     )
 

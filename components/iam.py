@@ -86,6 +86,22 @@ def policy_document(*statements: Statement) -> pulumi.Output[str]:
     )
 
 
+def service_trust_policy(service: str, account: Account, source_arn: pulumi.Input[str]) -> pulumi.Output[str]:
+    """A trust policy letting one AWS service assume a role only for this account's `source_arn` (the
+    confused-deputy conditions AWS recommends for service roles)."""
+    return policy_document(
+        Statement(
+            "ServiceAssumesForThisAccount",
+            ("sts:AssumeRole",),
+            principals={"Service": service},
+            conditions={
+                "StringEquals": {"aws:SourceAccount": account.account_id},
+                "ArnLike": {"aws:SourceArn": source_arn},
+            },
+        )
+    )
+
+
 def assume_role_policy(service: str) -> str:
     """The trust policy that lets one AWS service assume a role."""
     return json.dumps(

@@ -1,4 +1,4 @@
-"""The load balancer layer: an internet-facing ALB that only CloudFront can reach."""
+"""The load balancer layer: an internet-facing ALB that only CloudFront can reach, over HTTPS only."""
 
 from __future__ import annotations
 
@@ -10,8 +10,11 @@ import pulumi_aws as aws
 
 from components.certificates import dns_validated_certificate
 from components.naming import Naming, child_options
+from components.storage import ALB_LOG_PREFIX
 
-HTTPS, HTTP = 443, 80
+# CloudFront reaches the origin https-only, so the ALB listens on HTTPS alone: a port-80 rule from
+# CloudFront's prefix list would cost another 55 rules of the group's quota of 60 and serve nobody.
+HTTPS = 443
 # TLS 1.3 with TLS 1.2 fallback, no older protocols.
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 ORIGIN_SECRET_HEADER = "X-Origin-Verify"  # noqa: S105 (a header name)
@@ -39,10 +42,13 @@ class LoadBalancerArgs:
     access_logs_bucket: pulumi.Input[str]
     deletion_protection: bool
     blue_green: bool
+    # The bucket policy that lets ELB write there: enabling access logs writes a test object at once,
+    # so the ALB waits for it (before it, a fresh deploy can fail with "Access Denied for bucket").
+    access_logs_grant: pulumi.Resource | None = None
 
 
 class LoadBalancer(pulumi.ComponentResource):
-    """ALB in the public subnets: HTTPS only from CloudFront's prefix list, origin secret required.
+    """ALB in the public subnets: HTTPS only, from CloudFront's prefix list only, origin secret required.
 
     Requests that lack the origin secret header, or ask for anything but the routed paths, get 403.
     With `blue_green`, a second target group lets ECS shift the forwarding rule between them.
@@ -61,24 +67,26 @@ class LoadBalancer(pulumi.ComponentResource):
         self.security_group = aws.ec2.SecurityGroup(
             f"{name}-sg",
             vpc_id=args.vpc_id,
-            description="ALB: HTTPS and the HTTP redirect, from CloudFront only",
+            description="ALB: HTTPS from CloudFront only",
             tags=naming.tags("alb"),
             opts=child_options(self),
         )
         cloudfront = aws.ec2.get_managed_prefix_list_output(
             name=CLOUDFRONT_ORIGIN_FACING, opts=pulumi.InvokeOutputOptions(parent=self)
         )
-        for port in (HTTPS, HTTP):
-            aws.vpc.SecurityGroupIngressRule(
-                f"{name}-from-cloudfront-{port}",
-                security_group_id=self.security_group.id,
-                ip_protocol="tcp",
-                from_port=port,
-                to_port=port,
-                prefix_list_id=cloudfront.id,
-                description=f"{port} from CloudFront's origin-facing ranges",
-                opts=child_options(self),
-            )
+        # The managed list counts as its max entries (55) against the group's 60 inbound rules: one
+        # reference is all the group can hold (the `security-group-rule-quota` policy rule weighs it).
+        aws.vpc.SecurityGroupIngressRule(
+            f"{name}-from-cloudfront-{HTTPS}",
+            security_group_id=self.security_group.id,
+            ip_protocol="tcp",
+            from_port=HTTPS,
+            to_port=HTTPS,
+            prefix_list_id=cloudfront.id,
+            # EC2 refuses an apostrophe in a rule description.
+            description=f"{HTTPS} from the CloudFront origin-facing prefix list",
+            opts=child_options(self),
+        )
         certificate = dns_validated_certificate(
             f"{name}-certificate",
             parent=self,
@@ -96,9 +104,11 @@ class LoadBalancer(pulumi.ComponentResource):
             drop_invalid_header_fields=True,
             enable_deletion_protection=args.deletion_protection,
             enable_http2=True,
-            access_logs=aws.lb.LoadBalancerAccessLogsArgs(bucket=args.access_logs_bucket, prefix="alb", enabled=True),
+            access_logs=aws.lb.LoadBalancerAccessLogsArgs(
+                bucket=args.access_logs_bucket, prefix=ALB_LOG_PREFIX, enabled=True
+            ),
             tags=naming.tags("alb"),
-            opts=child_options(self),
+            opts=child_options(self, depends_on=[args.access_logs_grant] if args.access_logs_grant else []),
         )
         # The name CloudFront connects to; the certificate covers it and the site's own name.
         aws.route53.Record(
@@ -133,22 +143,6 @@ class LoadBalancer(pulumi.ComponentResource):
                 )
             ],
             tags=naming.tags("alb", "https"),
-            opts=child_options(self),
-        )
-        aws.lb.Listener(
-            f"{name}-http",
-            load_balancer_arn=self.alb.arn,
-            port=HTTP,
-            protocol="HTTP",
-            default_actions=[
-                aws.lb.ListenerDefaultActionArgs(
-                    type="redirect",
-                    redirect=aws.lb.ListenerDefaultActionRedirectArgs(
-                        protocol="HTTPS", port=str(HTTPS), status_code="HTTP_301"
-                    ),
-                )
-            ],
-            tags=naming.tags("alb", "http"),
             opts=child_options(self),
         )
         weighted = [aws.lb.ListenerRuleActionForwardTargetGroupArgs(arn=self.target_group.arn, weight=100)]

@@ -14,6 +14,9 @@ from components.naming import Naming, child_options
 from stack_config.schema import MessagingConfig, QueueConfig
 
 FIFO_SUFFIX = ".fifo"
+# SQS queue names: 80 characters, `.fifo` included; SNS topic names: 256.
+QUEUE_NAME_MAX_LENGTH = 80
+TOPIC_NAME_MAX_LENGTH = 256
 # Every SQS action a client can call on a queue: none of them may travel over plain HTTP.
 QUEUE_ACTIONS = (
     "sqs:SendMessage",
@@ -129,7 +132,7 @@ class Messaging(pulumi.ComponentResource):
         )
         return aws.sqs.Queue(
             f"{self._name}-{label}",
-            name=self._naming.name(label) + (FIFO_SUFFIX if config.fifo else ""),
+            name=self._queue_name(label, config.fifo),
             # A FIFO queue's DLQ must be FIFO too. Producers give deduplication ids: a body hash
             # (content-based deduplication) would drop two genuinely identical orders.
             fifo_queue=True if config.fifo else None,
@@ -147,6 +150,10 @@ class Messaging(pulumi.ComponentResource):
             tags=self._naming.tags(label),
             opts=child_options(self),
         )
+
+    def _queue_name(self, label: str, fifo: bool) -> str:
+        suffix = FIFO_SUFFIX if fifo else ""
+        return self._naming.name(label, max_length=QUEUE_NAME_MAX_LENGTH - len(suffix)) + suffix
 
     def _queue_policy(self, label: str, queue: aws.sqs.Queue, from_events_topic: bool) -> aws.sqs.QueuePolicy:
         statements = [
@@ -179,7 +186,7 @@ class Messaging(pulumi.ComponentResource):
     def _topic(self, label: str, publishers: Sequence[str]) -> aws.sns.Topic:
         topic = aws.sns.Topic(
             f"{self._name}-{label}",
-            name=self._naming.name(label),
+            name=self._naming.name(label, max_length=TOPIC_NAME_MAX_LENGTH),
             kms_master_key_id=self._key,
             tags=self._naming.tags(label),
             opts=child_options(self),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -9,6 +10,11 @@ import pulumi
 
 # The tag AWS Backup's selection matches: every stateful resource of a stack carries it.
 BACKUP_TAG = "backup-plan"
+# What every physical name must be made of: S3 buckets, ECR repositories and RDS and ElastiCache
+# identifiers take lowercase letters, digits and single hyphens only, starting with a letter (AWS
+# stores RDS and ElastiCache identifiers lowercased, so an uppercase name would differ on every
+# refresh). Pulumi allows uppercase, `_` and `.` in project and stack names; AWS does not here.
+NAME_PART = re.compile(r"[a-z](?:-?[a-z0-9])*")
 
 
 @dataclass(frozen=True)
@@ -20,13 +26,28 @@ class Naming:
     environment: str
     extra_tags: Mapping[str, str] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        for label, value in (("project", self.project), ("stack", self.stack)):
+            if not NAME_PART.fullmatch(value):
+                raise ValueError(
+                    f"{label} name {value!r} cannot prefix AWS resource names: use lowercase letters, digits"
+                    " and single hyphens, starting with a letter and not ending with a hyphen"
+                )
+
     @property
     def prefix(self) -> str:
         return f"{self.project}-{self.stack}"
 
-    def name(self, *parts: str) -> str:
-        """A physical name, e.g. `shop-prod-vpc-flow-logs`."""
-        return "-".join([self.prefix, *parts])
+    def name(self, *parts: str, max_length: int | None = None) -> str:
+        """A physical name, e.g. `shop-prod-vpc-flow-logs`; longer than `max_length` (AWS's limit for
+        the resource) is an error naming the limit, never a name AWS would refuse at `pulumi up`."""
+        name = "-".join([self.prefix, *parts])
+        if max_length is not None and len(name) > max_length:
+            raise ValueError(
+                f"the name {name!r} is {len(name)} characters; AWS allows {max_length} here:"
+                " use a shorter project or stack name"
+            )
+        return name
 
     def log_group(self, *parts: str) -> str:
         """A CloudWatch log group name, e.g. `/shop/prod/vpc/flow-logs`."""

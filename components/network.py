@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.iam import Account, Statement, assume_role_policy, policy_document
+from components.iam import Account, Statement, policy_document, service_trust_policy
 from components.naming import Naming, child_options
 from stack_config.cidr import TIERS, subnet_plan
 from stack_config.schema import NetworkConfig
@@ -195,21 +195,27 @@ class Network(pulumi.ComponentResource):
             tags=self._naming.tags("flow-logs"),
             opts=child_options(self),
         )
+        account = args.account
         role = aws.iam.Role(
             f"{self._name}-flow-logs-role",
-            assume_role_policy=assume_role_policy("vpc-flow-logs.amazonaws.com"),
+            assume_role_policy=service_trust_policy(
+                "vpc-flow-logs.amazonaws.com", account, account.arn("ec2", "vpc-flow-log/*")
+            ),
             tags=self._naming.tags("flow-logs"),
             opts=child_options(self),
         )
         aws.iam.RolePolicy(
             f"{self._name}-flow-logs-policy",
             role=role.id,
+            # The permissions AWS lists as the least a flow-log role needs, on the one log group where it
+            # can; DescribeLogGroups lists, and takes no resource but `*`.
             policy=policy_document(
                 Statement(
                     "DeliverFlowLogs",
                     ("logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"),
                     [log_group.arn, pulumi.Output.concat(log_group.arn, ":*")],
-                )
+                ),
+                Statement("FindLogGroup", ("logs:DescribeLogGroups",), ["*"]),
             ),
             opts=child_options(self),
         )

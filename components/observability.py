@@ -6,6 +6,7 @@ so a stack without a load balancer yet simply has no load-balancer alarms.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -13,6 +14,8 @@ from typing import Any, Literal
 import pulumi
 import pulumi_aws as aws
 
+from app import contract
+from app.contract import AppMetric
 from components.naming import Naming, child_options
 from stack_config.schema import ObservabilityConfig
 
@@ -32,11 +35,48 @@ SUSTAINED_PERIODS = 5
 LATENCY_DATAPOINTS = 3
 QUEUE_AGE_PERIODS = 3
 EVICTIONS_PERIOD = 5 * MINUTE
-# The app's own metrics (app/ publishes them under `observability.appMetricsNamespace`).
-APP_METRIC_NAMES = ("CircuitBreakerOpened", "Retries")
 SAMPLING_RULE_PRIORITY = 1000
 SAMPLING_RESERVOIR_PER_SECOND = 1
 XRAY_RULE_NAME_MAX = 32
+
+
+@dataclass(frozen=True)
+class AppMetricLine:
+    """The lines of a dashboard widget on one of the app's own metrics: one per dimension value set found.
+
+    The metric comes from `app.contract.APP_METRICS`, the list the app's emitter publishes from, and the
+    search names its exact dimension set: CloudWatch files a metric under name and dimensions together.
+    """
+
+    metric: AppMetric
+    statistic: str
+    label: str
+    # Dimension values to keep (a breaker's `state` "open"); every other value set is a line of its own.
+    where: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        undeclared = sorted(set(self.where) - set(self.metric.dimensions))
+        if undeclared:
+            raise ValueError(f"{self.metric.name} has no dimension {', '.join(undeclared)}")
+
+    def search(self, namespace: str) -> str:
+        schema = ",".join([json.dumps(namespace), *self.metric.dimensions])
+        terms = " ".join([f'MetricName="{self.metric.name}"', *(f'{k}="{v}"' for k, v in self.where.items())])
+        return f"SEARCH('{{{schema}}} {terms}', '{self.statistic}', {MINUTE})"
+
+
+APP_WIDGETS: dict[str, tuple[AppMetricLine, ...]] = {
+    "App: circuit breaker opens and worker retries": (
+        AppMetricLine(contract.METRIC_BREAKER_TRANSITIONS, "Sum", "Breaker opened", {"state": contract.BREAKER_OPENED}),
+        AppMetricLine(contract.METRIC_MESSAGES_RETRIED, "Sum", "Messages retried"),
+    ),
+    "App: API 5xx by route": (AppMetricLine(contract.METRIC_REQUEST_ERRORS_5XX, "Sum", "5xx"),),
+    "App: worker messages": (
+        AppMetricLine(contract.METRIC_MESSAGES_PROCESSED, "Sum", "Processed"),
+        AppMetricLine(contract.METRIC_MESSAGES_FAILED, "Sum", "Failed"),
+        AppMetricLine(contract.METRIC_DUPLICATES_SKIPPED, "Sum", "Duplicates skipped"),
+    ),
+}
 
 Comparison = Literal[
     "GreaterThanThreshold", "GreaterThanOrEqualToThreshold", "LessThanThreshold", "LessThanOrEqualToThreshold"
@@ -56,9 +96,11 @@ class ObservabilityArgs:
     # Messaging: configured queue name -> SQS queue name (and the same for the DLQs).
     queue_names: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     dead_letter_queue_names: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
-    # Request path: `aws.lb.LoadBalancer.arn_suffix` and the API's `aws.lb.TargetGroup.arn_suffix`.
+    # Request path: `aws.lb.LoadBalancer.arn_suffix` and the API's `aws.lb.TargetGroup.arn_suffix`; with
+    # blue/green, also the alternate group's, which serves production after every other deployment.
     alb_arn_suffix: pulumi.Input[str] | None = None
     target_group_arn_suffix: pulumi.Input[str] | None = None
+    alternate_target_group_arn_suffix: pulumi.Input[str] | None = None
     # Compute: the ECS cluster's name, and service label ("api", "worker") -> ECS service name.
     ecs_cluster_name: pulumi.Input[str] | None = None
     ecs_service_names: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
@@ -148,10 +190,9 @@ class Observability(pulumi.ComponentResource):
         comparison: Comparison = "GreaterThanThreshold",
         datapoints_to_alarm: int | None = None,
     ) -> aws.cloudwatch.MetricAlarm:
-        alarm = aws.cloudwatch.MetricAlarm(
-            f"{self._name}-{label}",
-            name=alarm_name(self._naming, label),
-            alarm_description=description,
+        return self._register(
+            label,
+            description,
             namespace=namespace,
             metric_name=metric,
             dimensions=dict(dimensions),
@@ -162,12 +203,44 @@ class Observability(pulumi.ComponentResource):
             period=period,
             evaluation_periods=evaluation_periods,
             datapoints_to_alarm=datapoints_to_alarm,
+        )
+
+    def _math_alarm(
+        self,
+        label: str,
+        description: str,
+        queries: Sequence[aws.cloudwatch.MetricAlarmMetricQueryArgs],
+        *,
+        threshold: float,
+        evaluation_periods: int = SUSTAINED_PERIODS,
+        datapoints_to_alarm: int | None = None,
+    ) -> aws.cloudwatch.MetricAlarm:
+        """An alarm on a metric math expression: `queries` fetch the metrics, and the one query with
+        `return_data` is what the alarm compares (CloudWatch allows 10 metrics and 10 expressions)."""
+        return self._register(
+            label,
+            description,
+            comparison_operator="GreaterThanThreshold",
+            threshold=threshold,
+            evaluation_periods=evaluation_periods,
+            datapoints_to_alarm=datapoints_to_alarm,
+            metric_queries=list(queries),
+        )
+
+    def _register(self, label: str, description: str, **metric: Any) -> aws.cloudwatch.MetricAlarm:
+        """An alarm under `label` with what every alarm of the stack shares: its name, the alerts topic
+        for both alarm and OK, and missing data read as healthy."""
+        alarm = aws.cloudwatch.MetricAlarm(
+            f"{self._name}-{label}",
+            name=alarm_name(self._naming, label),
+            alarm_description=description,
             # No data means no traffic, no messages or no replica: nothing is wrong.
             treat_missing_data="notBreaching",
             alarm_actions=[self._args.alerts_topic_arn],
             ok_actions=[self._args.alerts_topic_arn],
             tags=self._naming.tags(label),
             opts=child_options(self),
+            **metric,
         )
         self.alarms[label] = alarm
         return alarm
@@ -176,40 +249,66 @@ class Observability(pulumi.ComponentResource):
         args, thresholds = self._args, self._args.config.alarm_thresholds
         if args.alb_arn_suffix is None:
             return
-        balancer = {"LoadBalancer": args.alb_arn_suffix}
-        targets = (
-            {**balancer, "TargetGroup": args.target_group_arn_suffix} if args.target_group_arn_suffix else balancer
-        )
+        # ELB-generated errors are the load balancer's own: one series whichever group serves.
         self._alarm(
             "alb-5xx",
             f"The load balancer answered more than {thresholds.alb_5xx_per_minute} 5xx a minute",
             namespace=ALB,
             metric="HTTPCode_ELB_5XX_Count",
-            dimensions=balancer,
+            dimensions={"LoadBalancer": args.alb_arn_suffix},
             statistic="Sum",
             threshold=thresholds.alb_5xx_per_minute,
             evaluation_periods=thresholds.alb_5xx_periods,
         )
-        self._alarm(
+        self._math_alarm(
             "target-5xx",
-            f"The API returned more than {thresholds.target_5xx_per_minute} 5xx a minute",
-            namespace=ALB,
-            metric="HTTPCode_Target_5XX_Count",
-            dimensions=targets,
-            statistic="Sum",
+            f"The API returned more than {thresholds.target_5xx_per_minute} 5xx a minute (all its target groups)",
+            self._over_target_groups("HTTPCode_Target_5XX_Count", stat="Sum", combine="SUM"),
             threshold=thresholds.target_5xx_per_minute,
             evaluation_periods=thresholds.alb_5xx_periods,
         )
-        self._alarm(
+        self._math_alarm(
             "target-p99-latency",
-            f"p99 target response time above {thresholds.p99_latency_seconds} s",
-            namespace=ALB,
-            metric="TargetResponseTime",
-            dimensions=targets,
-            extended_statistic="p99",
+            f"p99 target response time above {thresholds.p99_latency_seconds} s in one of the API's target groups",
+            self._over_target_groups("TargetResponseTime", stat="p99", combine="MAX"),
             threshold=thresholds.p99_latency_seconds,
             datapoints_to_alarm=LATENCY_DATAPOINTS,
         )
+
+    def _target_group_dimensions(self) -> list[dict[str, pulumi.Input[str]]]:
+        """The dimensions of each target group the API serves from (both, with blue/green), or of the load
+        balancer as a whole when no group is given."""
+        args = self._args
+        balancer: dict[str, pulumi.Input[str]] = (
+            {"LoadBalancer": args.alb_arn_suffix} if args.alb_arn_suffix is not None else {}
+        )
+        groups = [g for g in (args.target_group_arn_suffix, args.alternate_target_group_arn_suffix) if g is not None]
+        return [{**balancer, "TargetGroup": group} for group in groups] or [balancer]
+
+    def _over_target_groups(
+        self, metric: str, *, stat: str, combine: Literal["SUM", "MAX"]
+    ) -> list[aws.cloudwatch.MetricAlarmMetricQueryArgs]:
+        """A target-group metric over every group the API serves from, as one series.
+
+        Blue/green swaps production between the two groups at every deployment: an alarm on one group would
+        watch an idle group half the time, and deployment rollback would miss the new revision's errors.
+        Each group's series is filled with 0 where it has none (the idle group; a minute without a 5xx), so
+        the SUM (counts) or MAX (p99: the union's p99 is above the threshold only if one group's is) is
+        defined whenever either group serves.
+        """
+        scopes = self._target_group_dimensions()
+        fetched = [self._query(f"group{index}", ALB, metric, dims, stat=stat) for index, dims in enumerate(scopes)]
+        filled = [
+            aws.cloudwatch.MetricAlarmMetricQueryArgs(
+                id=f"filled{index}", expression=f"FILL(group{index}, 0)", return_data=False
+            )
+            for index in range(len(scopes))
+        ]
+        ids = ", ".join(f"filled{index}" for index in range(len(scopes)))
+        combined = aws.cloudwatch.MetricAlarmMetricQueryArgs(
+            id="combined", expression=f"{combine}([{ids}])", label=metric, return_data=True
+        )
+        return [*fetched, *filled, combined]
 
     def _ecs_alarms(self) -> None:
         args = self._args
@@ -217,39 +316,34 @@ class Observability(pulumi.ComponentResource):
             return
         for service, service_name in args.ecs_service_names.items():
             dimensions = {"ClusterName": args.ecs_cluster_name, "ServiceName": service_name}
-            label = f"{service}-tasks-below-desired"
             # Container Insights publishes both counts; desired minus running above 0 for five minutes
             # is a service that cannot place or keep its tasks (a deployment settles well within that).
-            self.alarms[label] = aws.cloudwatch.MetricAlarm(
-                f"{self._name}-{label}",
-                name=alarm_name(self._naming, label),
-                alarm_description=f"The {service} service runs fewer tasks than desired",
-                comparison_operator="GreaterThanThreshold",
-                threshold=0,
-                evaluation_periods=SUSTAINED_PERIODS,
-                treat_missing_data="notBreaching",
-                metric_queries=[
+            self._math_alarm(
+                f"{service}-tasks-below-desired",
+                f"The {service} service runs fewer tasks than desired",
+                [
                     self._query("running", CONTAINER_INSIGHTS, "RunningTaskCount", dimensions),
                     self._query("desired", CONTAINER_INSIGHTS, "DesiredTaskCount", dimensions),
                     aws.cloudwatch.MetricAlarmMetricQueryArgs(
                         id="missing", expression="desired - running", label="Tasks missing", return_data=True
                     ),
                 ],
-                alarm_actions=[args.alerts_topic_arn],
-                ok_actions=[args.alerts_topic_arn],
-                tags=self._naming.tags(label),
-                opts=child_options(self),
+                threshold=0,
             )
 
     @staticmethod
     def _query(
-        query_id: str, namespace: str, metric: str, dimensions: Mapping[str, pulumi.Input[str]]
+        query_id: str,
+        namespace: str,
+        metric: str,
+        dimensions: Mapping[str, pulumi.Input[str]],
+        stat: str = "Average",
     ) -> aws.cloudwatch.MetricAlarmMetricQueryArgs:
         return aws.cloudwatch.MetricAlarmMetricQueryArgs(
             id=query_id,
             return_data=False,
             metric=aws.cloudwatch.MetricAlarmMetricQueryMetricArgs(
-                namespace=namespace, metric_name=metric, dimensions=dict(dimensions), period=MINUTE, stat="Average"
+                namespace=namespace, metric_name=metric, dimensions=dict(dimensions), period=MINUTE, stat=stat
             ),
         )
 
@@ -379,8 +473,14 @@ class Observability(pulumi.ComponentResource):
         widgets: list[dict[str, Any]] = []
         if args.alb_arn_suffix is not None:
             balancer = ["LoadBalancer", args.alb_arn_suffix]
+            # Per target group too: with blue/green, which group serves production, and the shift itself.
+            per_group = [
+                [ALB, "RequestCount", *[part for pair in dims.items() for part in pair], {"label": f"group {index}"}]
+                for index, dims in enumerate(self._target_group_dimensions())
+                if "TargetGroup" in dims
+            ]
             widgets += [
-                self._widget("Traffic (requests)", [[ALB, "RequestCount", *balancer]], stat="Sum"),
+                self._widget("Traffic (requests)", [[ALB, "RequestCount", *balancer], *per_group], stat="Sum"),
                 self._widget(
                     "Latency p50 / p95 / p99 (s)",
                     [
@@ -457,22 +557,12 @@ class Observability(pulumi.ComponentResource):
                 self._widget("Cache evictions", [[CACHE, "Evictions", *dims] for dims in nodes], stat="Sum"),
             ]
         namespace = args.config.app_metrics_namespace
-        widgets.append(
-            self._widget(
-                "App: circuit breaker opens and retries",
-                [
-                    [
-                        {
-                            "expression": f"SEARCH('{{{namespace}}} MetricName=\"{metric}\"', 'Sum', {MINUTE})",
-                            "id": f"app{index}",
-                            "label": metric,
-                        }
-                    ]
-                    for index, metric in enumerate(APP_METRIC_NAMES)
-                ],
-                stat="Sum",
-            )
-        )
+        for title, lines in APP_WIDGETS.items():
+            metrics = [
+                [{"expression": line.search(namespace), "id": f"app{index}", "label": line.label}]
+                for index, line in enumerate(lines)
+            ]
+            widgets.append(self._widget(title, metrics, stat=lines[0].statistic))
         return widgets
 
 

@@ -23,6 +23,13 @@ BACKUP_MANAGED_POLICIES = (
 BACKUP_START_WINDOW_MINUTES = 60
 BACKUP_COMPLETION_WINDOW_MINUTES = 480
 BUDGET_NOTIFICATION_TYPES = ("ACTUAL", "FORECASTED")
+# AWS Backup names vaults, plans and selections in 50 characters at most; Budgets names budgets in 100.
+BACKUP_NAME_MAX_LENGTH = 50
+BUDGET_NAME_MAX_LENGTH = 100
+# Services that use the copy-region key: AWS Backup itself encrypts the copies of resources it fully
+# manages (S3); an Aurora recovery point is an RDS cluster snapshot, which RDS copies into the region
+# (CopyDBClusterSnapshot with the copy vault's key), so RDS calls KMS there on the backup role's behalf.
+COPY_KEY_SERVICES = ("backup", "rds")
 
 
 @dataclass(frozen=True)
@@ -50,7 +57,7 @@ class Recovery(pulumi.ComponentResource):
         config, naming = args.config, args.naming
         self.vault = aws.backup.Vault(
             f"{name}-vault",
-            name=naming.name("backup"),
+            name=naming.name("backup", max_length=BACKUP_NAME_MAX_LENGTH),
             kms_key_arn=args.data_key_arn,
             tags=naming.tags("backup"),
             opts=child_options(self),
@@ -69,7 +76,7 @@ class Recovery(pulumi.ComponentResource):
         )
         self.plan = aws.backup.Plan(
             f"{name}-plan",
-            name=naming.name("backup"),
+            name=naming.name("backup", max_length=BACKUP_NAME_MAX_LENGTH),
             rules=[
                 aws.backup.PlanRuleArgs(
                     rule_name="daily",
@@ -100,7 +107,7 @@ class Recovery(pulumi.ComponentResource):
             )
         self.selection = aws.backup.Selection(
             f"{name}-selection",
-            name=naming.name("stateful"),
+            name=naming.name("stateful", max_length=BACKUP_NAME_MAX_LENGTH),
             plan_id=self.plan.id,
             iam_role_arn=self.role.arn,
             selection_tags=[
@@ -132,7 +139,7 @@ class Recovery(pulumi.ComponentResource):
         )
         return aws.backup.Vault(
             f"{name}-copy-vault",
-            name=naming.name("backup-copy"),
+            name=naming.name("backup-copy", max_length=BACKUP_NAME_MAX_LENGTH),
             kms_key_arn=key_arn,
             tags=naming.tags("backup-copy"),
             opts=in_copy_region,
@@ -154,7 +161,11 @@ class Recovery(pulumi.ComponentResource):
                     (*KEY_USE_ACTIONS, "kms:CreateGrant"),
                     ["*"],
                     {"AWS": account.root_arn},
-                    {"StringEquals": {"kms:ViaService": f"backup.{region}.amazonaws.com"}},
+                    {
+                        "StringEquals": {
+                            "kms:ViaService": [f"{service}.{region}.amazonaws.com" for service in COPY_KEY_SERVICES]
+                        }
+                    },
                 ),
             ),
             tags=naming.tags("backup-copy", "key"),
@@ -189,7 +200,7 @@ class Budget(pulumi.ComponentResource):
         config, naming = args.config, args.naming
         self.budget = aws.budgets.Budget(
             f"{name}-monthly",
-            name=naming.name("monthly-cost"),
+            name=naming.name("monthly-cost", max_length=BUDGET_NAME_MAX_LENGTH),
             budget_type="COST",
             limit_amount=str(float(config.monthly_usd)),
             limit_unit="USD",

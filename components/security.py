@@ -21,8 +21,8 @@ KEY_ADMIN_ACTIONS = (
 KEY_DELETION_WINDOW_DAYS = 30
 # CloudFront's certificates, WAF ACLs and WAF logs live in us-east-1, whatever the stack's region.
 EDGE_REGION = "us-east-1"
-# Generated secrets: letters and digits only, so they are valid as a Redis/Valkey AUTH token (16 to 128
-# printable characters without spaces, quotes, `/` or `@`) and as an HTTP header value.
+# Generated secrets: letters and digits only, so they are valid as an ElastiCache AUTH token (16 to 128
+# printable characters; of the non-alphanumerics only !&#$^<>- ) and as an HTTP header value.
 GENERATED_SECRET_LENGTH = 64
 # A deleted secret stays recoverable this long (AWS allows 7 to 30 days).
 SECRET_RECOVERY_WINDOW_DAYS = 30

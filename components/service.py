@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import re
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_awsx as awsx
+from docker.utils.build import exclude_paths
 
 from components.iam import Account, Statement, assume_role_policy, policy_document
 from components.naming import Naming, child_options
@@ -25,6 +31,8 @@ LOAD_BALANCER_GRACE_SECONDS = 60
 TMP_VOLUME = "tmp"
 COLLECTOR, INIT = "otel-collector", "init"
 IMAGE_PLATFORM = "linux/amd64"
+# Docker's and ECR's rule for a tag: 1 to 128 of these characters, not starting with `.` or `-`.
+IMAGE_TAG_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 EXECUTION_ROLE_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
 LOAD_BALANCER_INFRASTRUCTURE_POLICY = "arn:aws:iam::aws:policy/AmazonECSInfrastructureRolePolicyForLoadBalancers"
 # Actions AWS cannot scope to a resource ARN: the only statements with `*` resources.
@@ -35,6 +43,61 @@ EXEC_ACTIONS = (
     "ssmmessages:OpenControlChannel",
     "ssmmessages:OpenDataChannel",
 )
+# What the ECS Exec agent needs to record a session in the cluster's log group (the ECS Exec docs' task role
+# policy): it checks the group (DescribeLogGroups takes no resource ARN), then writes its own stream.
+EXEC_LOG_LOOKUP_ACTIONS = ("logs:DescribeLogGroups",)
+EXEC_LOG_WRITE_ACTIONS = ("logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents")
+# Where the ECS Exec (SSM) agent writes inside a container. AWS documents a read-only root as unsupported for
+# ECS Exec because of these writes; a writable task volume at each path lets the root stay read-only.
+EXEC_AGENT_PATHS = {
+    "agents": "/managed-agents",
+    "ssm-state": "/var/lib/amazon/ssm",
+    "ssm-logs": "/var/log/amazon/ssm",
+}
+
+
+# --- image build context ---------------------------------------------------------------------------
+
+
+def dockerignore_patterns(context: Path, dockerfile: str) -> list[str]:
+    """The exclusion patterns Docker applies to this build: `<Dockerfile>.dockerignore` if it exists, else the
+    context's `.dockerignore` (Docker's precedence), comments and blank lines dropped."""
+    for candidate in (context / f"{dockerfile}.dockerignore", context / ".dockerignore"):
+        if candidate.is_file():
+            lines = (line.strip() for line in candidate.read_text().splitlines())
+            return [line for line in lines if line and not line.startswith("#")]
+    return []
+
+
+def build_context_files(context: Path, dockerfile: str) -> list[str]:
+    """The files (and symlinks) Docker sends for this build, relative to the context, sorted: `.dockerignore`
+    applied with Docker's own matching rules (docker-py's implementation of them), the Dockerfile always in."""
+    included = exclude_paths(str(context), dockerignore_patterns(context, dockerfile), dockerfile=dockerfile)
+    return sorted(
+        relative for relative in included if (context / relative).is_symlink() or (context / relative).is_file()
+    )
+
+
+def content_image_tag(service: str, context: Path, dockerfile: str, build_inputs: Mapping[str, str | None]) -> str:
+    """A tag that changes whenever the image would: `<service>-<sha256>` over every file of the build context
+    (path, mode, bytes), the Dockerfile and the other build inputs (stage, platform, paths as passed).
+
+    ECR repositories here are IMMUTABLE, so a tag must never be pushed twice with different content; and the
+    builder rebuilds whenever any of these change, so each such change must give a new tag. The service name
+    keeps the two images' tags (and the awsx child resources named after them) apart.
+    """
+    digest = hashlib.sha256()
+    for key, value in sorted(build_inputs.items()):
+        digest.update(f"{key}={value or ''}\0".encode())
+    for relative in build_context_files(context, dockerfile):
+        path = context / relative
+        mode = path.lstat().st_mode
+        digest.update(f"\0{relative}\0{stat.filemode(mode)}\0".encode())
+        digest.update(os.readlink(path).encode() if path.is_symlink() else path.read_bytes())
+    tag = f"{service}-{digest.hexdigest()}"
+    if not IMAGE_TAG_PATTERN.fullmatch(tag):
+        raise ValueError(f"{service}: image tag {tag!r} breaks ECR's tag rules ({IMAGE_TAG_PATTERN.pattern})")
+    return tag
 
 
 @dataclass(frozen=True)
@@ -49,6 +112,8 @@ class ContainerSpec:
     environment: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     # Environment name -> Secrets Manager ARN (optionally `arn:json-key::`); ECS injects the value.
     secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    # The Dockerfile stage this service's image is built from (`FROM ... AS <stage>`); without one Docker
+    # builds the last stage, whichever service that is.
     image_target: str | None = None
     # Runs to completion in each task before the app starts (e.g. migrations).
     init_command: Sequence[str] | None = None
@@ -58,13 +123,19 @@ class ContainerSpec:
 
 @dataclass(frozen=True)
 class LoadBalancing:
-    """How the API is reached: its target groups, the rule ECS shifts, the ALB's security group."""
+    """How the API is reached: the ALB, its target groups (a second one for blue/green), the listener rule that
+    forwards to them (the one ECS shifts), the ALB's security group."""
 
-    target_group_arn: pulumi.Input[str]
-    resource_label: pulumi.Input[str]  # `<alb arn suffix>/<target group arn suffix>`
+    alb: aws.lb.LoadBalancer
+    target_group: aws.lb.TargetGroup
+    listener_rule: aws.lb.ListenerRule
     alb_security_group_id: pulumi.Input[str]
-    alternate_target_group_arn: pulumi.Input[str] | None = None
-    production_listener_rule_arn: pulumi.Input[str] | None = None
+    alternate_target_group: aws.lb.TargetGroup | None = None
+
+    @property
+    def target_groups(self) -> list[aws.lb.TargetGroup]:
+        """Every group that serves production at some point: after a blue/green swap it is the alternate."""
+        return [self.target_group, *([self.alternate_target_group] if self.alternate_target_group else [])]
 
 
 @dataclass(frozen=True)
@@ -88,6 +159,7 @@ class Cluster(pulumi.ComponentResource):
 
     cluster: aws.ecs.Cluster
     exec_log_group: aws.cloudwatch.LogGroup
+    capacity_providers: aws.ecs.ClusterCapacityProviders
 
     def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("platform:service:Cluster", name, None, opts)
@@ -115,7 +187,9 @@ class Cluster(pulumi.ComponentResource):
             tags=args.naming.tags("cluster"),
             opts=child_options(self),
         )
-        aws.ecs.ClusterCapacityProviders(
+        # Services name these providers in their strategies: ECS refuses a service whose provider is not yet
+        # associated with the cluster, so every service waits for this resource.
+        self.capacity_providers = aws.ecs.ClusterCapacityProviders(
             f"{name}-capacity",
             cluster_name=self.cluster.name,
             capacity_providers=["FARGATE", "FARGATE_SPOT"],
@@ -183,7 +257,10 @@ class ServiceArgs:
     security_group: aws.ec2.SecurityGroup
     container: ContainerSpec
     log_group_name: pulumi.Input[str]
-    image_context: str
+    # The directory Docker builds from (the repository root: the Dockerfile copies pyproject.toml, uv.lock and
+    # app/ from there), absolute; and the Dockerfile, relative to it.
+    image_context: Path
+    dockerfile: str = "app/Dockerfile"
     dependencies: Sequence[Dependency] = ()
     task_statements: Sequence[Statement] = ()
     secret_arns: Sequence[pulumi.Input[str]] = ()
@@ -208,6 +285,9 @@ class FargateService(pulumi.ComponentResource):
     def __init__(self, name: str, args: ServiceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("platform:service:FargateService", name, None, opts)
         self._name, self._args = name, args
+        # The policies of this service's roles: ECS uses the roles as soon as the service exists (to pull, to
+        # start tasks, to shift traffic), so the service waits for what they grant.
+        self._grants: list[pulumi.Resource] = []
         self.image_uri = self._image()
         self.execution_role, self.task_role = self._roles()
         self._network_rules()
@@ -259,13 +339,29 @@ class FargateService(pulumi.ComponentResource):
             ),
             opts=child_options(self),
         )
+        target = args.container.image_target
+        if target is None:
+            raise ValueError(f"{args.service}: an image built from {args.dockerfile} must name its Dockerfile stage")
+        # The builder (the awsx provider's process) resolves relative paths against its working directory, the
+        # project directory where this program runs too. A path relative to it ("." under `pulumi up`) finds the
+        # context wherever the checkout is, and stays the same string on every machine: the builder rebuilds
+        # when the path it is given changes, and a rebuild under an existing tag is refused by the repository.
+        context = os.path.relpath(args.image_context, Path.cwd())
+        dockerfile = os.path.normpath(os.path.join(context, args.dockerfile))
+        tag = content_image_tag(
+            args.service,
+            args.image_context,
+            args.dockerfile,
+            {"context": context, "dockerfile": dockerfile, "target": target, "platform": IMAGE_PLATFORM},
+        )
         image = awsx.ecr.Image(
             f"{self._name}-image",
             repository_url=repository.repository_url,
-            context=args.image_context,
-            dockerfile=f"{args.image_context}/Dockerfile",
-            target=args.container.image_target,
+            context=context,
+            dockerfile=dockerfile,
+            target=target,
             platform=IMAGE_PLATFORM,
+            image_tag=tag,
             opts=child_options(self),
         )
         return image.image_uri
@@ -286,24 +382,41 @@ class FargateService(pulumi.ComponentResource):
         if args.decrypt_key_arns:
             startup.append(Statement("DecryptSecrets", ("kms:Decrypt",), list(args.decrypt_key_arns)))
         if startup:
-            aws.iam.RolePolicy(
-                f"{self._name}-execution-secrets",
-                role=execution.id,
-                policy=policy_document(*startup),
-                opts=child_options(self),
+            self._grants.append(
+                aws.iam.RolePolicy(
+                    f"{self._name}-execution-secrets",
+                    role=execution.id,
+                    policy=policy_document(*startup),
+                    opts=child_options(self),
+                )
             )
         task = self._role("task", "ecs-tasks.amazonaws.com", f"What the {args.service} code itself may do")
-        aws.iam.RolePolicy(
-            f"{self._name}-task-policy",
-            role=task.id,
-            policy=policy_document(
-                *args.task_statements,
-                Statement("Tracing", XRAY_ACTIONS, ["*"]),
-                Statement("EcsExec", EXEC_ACTIONS, ["*"]),
-            ),
-            opts=child_options(self),
+        self._grants.append(
+            aws.iam.RolePolicy(
+                f"{self._name}-task-policy",
+                role=task.id,
+                policy=policy_document(
+                    *args.task_statements, Statement("Tracing", XRAY_ACTIONS, ["*"]), *self._exec_statements()
+                ),
+                opts=child_options(self),
+            )
         )
         return execution, task
+
+    def _exec_statements(self) -> list[Statement]:
+        """ECS Exec's agent: its SSM channels, and the session log it writes to the cluster's exec log group."""
+        if not self._args.config.execute_command:
+            return []
+        log_group_arn = self._args.cluster.exec_log_group.arn
+        return [
+            Statement("EcsExec", EXEC_ACTIONS, ["*"]),
+            Statement("EcsExecFindSessionLog", EXEC_LOG_LOOKUP_ACTIONS, ["*"]),
+            Statement(
+                "EcsExecWriteSessionLog",
+                EXEC_LOG_WRITE_ACTIONS,
+                [log_group_arn, pulumi.Output.concat(log_group_arn, ":*")],
+            ),
+        ]
 
     def _network_rules(self) -> None:
         args = self._args
@@ -396,11 +509,27 @@ class FargateService(pulumi.ComponentResource):
             ),
             execution_role_arn=self.execution_role.arn,
             task_role_arn=self.task_role.arn,
-            volumes=[aws.ecs.TaskDefinitionVolumeArgs(name=TMP_VOLUME)],
+            volumes=[
+                aws.ecs.TaskDefinitionVolumeArgs(name=volume)
+                for volume in [TMP_VOLUME, *[v for c in self._shell_containers() for v in self._exec_volumes(c)]]
+            ],
             container_definitions=pulumi.Output.json_dumps(definitions),
             tags=args.naming.tags(args.service, "task"),
             opts=child_options(self),
         )
+
+    def _shell_containers(self) -> list[str]:
+        """The containers an operator can open an ECS Exec shell in: the app's long-running processes (the
+        collector's image has no shell; the init container is gone once it has run)."""
+        if not self._args.config.execute_command:
+            return []
+        return [self._args.service, *sorted(self._args.container.companions)]
+
+    @staticmethod
+    def _exec_volumes(container: str) -> dict[str, str]:
+        """Volume name -> path: the ECS Exec agent's writable paths, one set per container so no two agents
+        share state."""
+        return {f"{container}-exec-{label}": path for label, path in EXEC_AGENT_PATHS.items()}
 
     def _container(
         self,
@@ -411,8 +540,12 @@ class FargateService(pulumi.ComponentResource):
         app_settings: bool = False,
         essential: bool = True,
     ) -> dict[str, object]:
-        """A container as every one of this task runs: non-root, read-only root, /tmp writable, logged."""
+        """A container as every one of this task runs: non-root, read-only root, /tmp writable, logged; in a
+        shell container with ECS Exec on, the agent's paths writable too."""
         args, container = self._args, self._args.container
+        mounts = {TMP_VOLUME: "/tmp"}  # noqa: S108
+        if name in self._shell_containers():
+            mounts.update(self._exec_volumes(name))
         definition: dict[str, object] = {
             "name": name,
             "image": image,
@@ -421,7 +554,9 @@ class FargateService(pulumi.ComponentResource):
             "user": container.user,
             "readonlyRootFilesystem": True,
             "privileged": False,
-            "mountPoints": [{"sourceVolume": TMP_VOLUME, "containerPath": "/tmp", "readOnly": False}],  # noqa: S108
+            "mountPoints": [
+                {"sourceVolume": volume, "containerPath": path, "readOnly": False} for volume, path in mounts.items()
+            ],
             "logConfiguration": {
                 "logDriver": "awslogs",
                 "options": {
@@ -442,21 +577,25 @@ class FargateService(pulumi.ComponentResource):
         balancing = args.load_balancing
         blue_green = config.deployment.strategy == "blue_green" and balancing is not None
         load_balancers = []
+        # ECS needs the cluster's capacity providers before a strategy names them.
+        waits_for: list[pulumi.Resource] = [args.cluster.capacity_providers]
         if balancing is not None and args.container.port is not None:
             advanced = None
             if blue_green:
-                alternate, rule = balancing.alternate_target_group_arn, balancing.production_listener_rule_arn
-                if alternate is None or rule is None:
-                    raise ValueError(f"{args.service}: blue/green needs an alternate target group and a listener rule")
+                alternate = balancing.alternate_target_group
+                if alternate is None:
+                    raise ValueError(f"{args.service}: blue/green needs an alternate target group")
                 infrastructure_role = self._infrastructure_role()
                 advanced = aws.ecs.ServiceLoadBalancerAdvancedConfigurationArgs(
-                    alternate_target_group_arn=alternate,
-                    production_listener_rule=rule,
+                    alternate_target_group_arn=alternate.arn,
+                    production_listener_rule=balancing.listener_rule.arn,
                     role_arn=infrastructure_role.arn,
                 )
+            # ECS refuses a target group no listener forwards to: the rule that attaches the groups comes first.
+            waits_for.append(balancing.listener_rule)
             load_balancers.append(
                 aws.ecs.ServiceLoadBalancerArgs(
-                    target_group_arn=balancing.target_group_arn,
+                    target_group_arn=balancing.target_group.arn,
                     container_name=args.service,
                     container_port=args.container.port,
                     advanced_configuration=advanced,
@@ -482,7 +621,7 @@ class FargateService(pulumi.ComponentResource):
                 subnets=list(args.subnet_ids), security_groups=[args.security_group.id], assign_public_ip=False
             ),
             availability_zone_rebalancing="ENABLED",
-            enable_execute_command=True,
+            enable_execute_command=config.execute_command,
             enable_ecs_managed_tags=True,
             propagate_tags="SERVICE",
             load_balancers=load_balancers,
@@ -505,7 +644,7 @@ class FargateService(pulumi.ComponentResource):
             wait_for_steady_state=False,
             tags=args.naming.tags(args.service),
             # Autoscaling owns the running count once the service exists.
-            opts=child_options(self, ignore_changes=["desiredCount"]),
+            opts=child_options(self, ignore_changes=["desiredCount"], depends_on=[*waits_for, *self._grants]),
         )
 
     def _infrastructure_role(self) -> aws.iam.Role:
@@ -526,11 +665,13 @@ class FargateService(pulumi.ComponentResource):
             opts=child_options(self),
         )
         if managed_policy is not None:
-            aws.iam.RolePolicyAttachment(
-                f"{self._name}-{label}-managed",
-                role=role.name,
-                policy_arn=managed_policy,
-                opts=child_options(self),
+            self._grants.append(
+                aws.iam.RolePolicyAttachment(
+                    f"{self._name}-{label}-managed",
+                    role=role.name,
+                    policy_arn=managed_policy,
+                    opts=child_options(self),
+                )
             )
         return role
 
@@ -553,9 +694,7 @@ class FargateService(pulumi.ComponentResource):
             policies["cpu"] = self._tracking(scaling.cpu_target_percent, "ECSServiceAverageCPUUtilization")
             policies["memory"] = self._tracking(scaling.memory_target_percent, "ECSServiceAverageMemoryUtilization")
             if args.load_balancing is not None:
-                policies["requests"] = self._tracking(
-                    scaling.requests_per_target, "ALBRequestCountPerTarget", args.load_balancing.resource_label
-                )
+                policies["requests"] = self._request_tracking(args.load_balancing)
         else:
             policies["backlog"] = self._backlog_tracking(args.backlog_queue_name)
         for label, configuration in policies.items():
@@ -571,68 +710,121 @@ class FargateService(pulumi.ComponentResource):
         return target
 
     def _tracking(
-        self, target_value: float, metric: str, resource_label: pulumi.Input[str] | None = None
+        self, target_value: float, metric: str
     ) -> aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationArgs:
         scaling = self._args.config.autoscaling
         return aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationArgs(
             target_value=target_value,
             predefined_metric_specification=aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecificationArgs(
-                predefined_metric_type=metric, resource_label=resource_label
+                predefined_metric_type=metric
             ),
             scale_out_cooldown=scaling.scale_out_cooldown_seconds,
             scale_in_cooldown=scaling.scale_in_cooldown_seconds,
+        )
+
+    def _request_tracking(
+        self, balancing: LoadBalancing
+    ) -> aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationArgs:
+        """ALB requests per running task, summed over every target group of the service.
+
+        The predefined ALBRequestCountPerTarget watches one group; after a blue/green swap production traffic
+        reaches the other one, and the policy would see an idle group. A group without requests publishes no
+        data points, so each is FILLed with 0 before the sum.
+        """
+        groups = {f"requests_{index}": group.arn_suffix for index, group in enumerate(balancing.target_groups)}
+        requests = [
+            _metric(
+                metric_id,
+                f"ALB requests ({metric_id})",
+                namespace="AWS/ApplicationELB",
+                name="RequestCount",
+                statistic="Sum",
+                dimensions={"LoadBalancer": balancing.alb.arn_suffix, "TargetGroup": suffix},
+            )
+            for metric_id, suffix in groups.items()
+        ]
+        total = " + ".join(f"FILL({metric_id}, 0)" for metric_id in groups)
+        return self._per_task_tracking(
+            self._args.config.autoscaling.requests_per_target, requests, f"({total})", "requests_per_task"
         )
 
     def _backlog_tracking(
         self, queue_name: pulumi.Input[str]
     ) -> aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationArgs:
         """Visible messages divided by running tasks, through metric math: the backlog each task faces."""
+        visible = _metric(
+            "visible",
+            "Messages visible",
+            namespace="AWS/SQS",
+            name="ApproximateNumberOfMessagesVisible",
+            statistic="Sum",
+            dimensions={"QueueName": queue_name},
+        )
+        return self._per_task_tracking(
+            self._args.config.autoscaling.backlog_per_task, [visible], "visible", "backlog_per_task"
+        )
+
+    def _per_task_tracking(
+        self,
+        target_value: float,
+        load: Sequence[TrackedMetric],
+        load_expression: str,
+        result_id: str,
+    ) -> aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationArgs:
+        """Target tracking on `load_expression` divided by the service's running tasks (Container Insights)."""
         args, scaling = self._args, self._args.config.autoscaling
         spec = aws.appautoscaling
-        metric = spec.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationMetricArgs
-        stat = spec.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationMetricMetricStatArgs
-        named = (
-            spec.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationMetricMetricStatMetricArgs
+        tasks = _metric(
+            "tasks",
+            "Running tasks",
+            namespace="ECS/ContainerInsights",
+            name="RunningTaskCount",
+            statistic="Average",
+            dimensions={"ClusterName": args.cluster.cluster.name, "ServiceName": args.service},
         )
-        dimension = spec.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationMetricMetricStatMetricDimensionArgs  # noqa: E501
+        per_task = TrackedMetric(
+            id=result_id,
+            label=result_id.replace("_", " ").capitalize(),
+            expression=f"{load_expression} / tasks",
+            return_data=True,
+        )
         return spec.PolicyTargetTrackingScalingPolicyConfigurationArgs(
-            target_value=scaling.backlog_per_task,
+            target_value=target_value,
             customized_metric_specification=spec.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationArgs(
-                metrics=[
-                    metric(
-                        id="visible",
-                        label="Messages visible",
-                        return_data=False,
-                        metric_stat=stat(
-                            stat="Sum",
-                            metric=named(
-                                namespace="AWS/SQS",
-                                metric_name="ApproximateNumberOfMessagesVisible",
-                                dimensions=[dimension(name="QueueName", value=queue_name)],
-                            ),
-                        ),
-                    ),
-                    metric(
-                        id="tasks",
-                        label="Running tasks",
-                        return_data=False,
-                        metric_stat=stat(
-                            stat="Average",
-                            metric=named(
-                                namespace="ECS/ContainerInsights",
-                                metric_name="RunningTaskCount",
-                                dimensions=[
-                                    dimension(name="ClusterName", value=args.cluster.cluster.name),
-                                    dimension(name="ServiceName", value=args.service),
-                                ],
-                            ),
-                        ),
-                    ),
-                    metric(
-                        id="backlog_per_task", label="Backlog per task", expression="visible / tasks", return_data=True
-                    ),
-                ]
+                metrics=[*load, tasks, per_task]
             ),
             scale_out_cooldown=scaling.scale_out_cooldown_seconds,
             scale_in_cooldown=scaling.scale_in_cooldown_seconds,
         )
+
+
+TrackedMetric = aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationMetricArgs
+
+
+def _metric(
+    metric_id: str,
+    label: str,
+    *,
+    namespace: str,
+    name: str,
+    statistic: str,
+    dimensions: Mapping[str, pulumi.Input[str]],
+) -> TrackedMetric:
+    """One CloudWatch metric a target tracking policy's metric math reads (not returned on its own)."""
+    spec = aws.appautoscaling
+    stat = spec.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationMetricMetricStatArgs
+    named = spec.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationMetricMetricStatMetricArgs
+    dimension = spec.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationMetricMetricStatMetricDimensionArgs  # noqa: E501
+    return TrackedMetric(
+        id=metric_id,
+        label=label,
+        return_data=False,
+        metric_stat=stat(
+            stat=statistic,
+            metric=named(
+                namespace=namespace,
+                metric_name=name,
+                dimensions=[dimension(name=key, value=value) for key, value in dimensions.items()],
+            ),
+        ),
+    )

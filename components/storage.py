@@ -38,9 +38,45 @@ BUCKET_ACTIONS = (
 # Where each log service writes inside the logs bucket (the ALB and CloudFront take these prefixes).
 ALB_LOG_PREFIX = "alb"
 CLOUDFRONT_LOG_PREFIX = "cloudfront"
+# Regions where ELB writes access logs as a regional account of its own, the regions the AWS docs list
+# with an ELB account id and `aws.elb.get_service_account` answers for (those opened before August
+# 2022, Jakarta included). Every other region takes the log-delivery service principal instead.
+ELB_ACCOUNT_REGIONS = frozenset(
+    {
+        "us-east-1",
+        "us-east-2",
+        "us-west-1",
+        "us-west-2",
+        "af-south-1",
+        "ap-east-1",
+        "ap-northeast-1",
+        "ap-northeast-2",
+        "ap-northeast-3",
+        "ap-south-1",
+        "ap-southeast-1",
+        "ap-southeast-2",
+        "ap-southeast-3",
+        "ca-central-1",
+        "cn-north-1",
+        "cn-northwest-1",
+        "eu-central-1",
+        "eu-north-1",
+        "eu-south-1",
+        "eu-west-1",
+        "eu-west-2",
+        "eu-west-3",
+        "me-south-1",
+        "sa-east-1",
+        "us-gov-east-1",
+        "us-gov-west-1",
+    }
+)
+ELB_LOG_DELIVERY_SERVICE = "logdelivery.elasticloadbalancing.amazonaws.com"
 # Objects go to Intelligent-Tiering at once: it moves cold objects itself, with no retrieval fees.
 INTELLIGENT_TIERING_AFTER_DAYS = 0
 ABORT_INCOMPLETE_UPLOADS_DAYS = 7
+# S3 bucket names are 3-63 characters; `-<12-digit account id>` takes 13 of them.
+BUCKET_NAME_MAX, ACCOUNT_SUFFIX_LENGTH = 63, 13
 
 
 @dataclass(frozen=True)
@@ -68,6 +104,10 @@ class Storage(pulumi.ComponentResource):
 
     assets_bucket: aws.s3.Bucket
     logs_bucket: aws.s3.Bucket
+    # CloudFront standard logging needs ACLs enabled on the logs bucket before it is configured.
+    logs_bucket_ownership: aws.s3.BucketOwnershipControls
+    # The logs bucket's policy, ELB's write grant included: the ALB waits for it.
+    logs_bucket_policy: aws.s3.BucketPolicy
 
     def __init__(self, name: str, args: StorageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("platform:storage:Storage", name, None, opts)
@@ -75,7 +115,7 @@ class Storage(pulumi.ComponentResource):
 
         # Assets are state (uploads, built files): AWS Backup's plan selects the bucket by its tag.
         self.assets_bucket = self._bucket("assets", args, self._naming.stateful_tags("assets"))
-        assets_guards = self._guards(
+        _, assets_guards = self._guards(
             "assets",
             self.assets_bucket,
             ownership="BucketOwnerEnforced",
@@ -127,7 +167,7 @@ class Storage(pulumi.ComponentResource):
         )
 
         self.logs_bucket = self._bucket("logs", args, self._naming.tags("logs"))
-        logs_guards = self._guards(
+        self.logs_bucket_ownership, logs_guards = self._guards(
             "logs",
             self.logs_bucket,
             ownership="BucketOwnerPreferred",
@@ -154,7 +194,7 @@ class Storage(pulumi.ComponentResource):
             opts=child_options(self, depends_on=logs_guards),
         )
         account_id = self._account.account_id
-        self._policy(
+        self.logs_bucket_policy = self._policy(
             "logs",
             self.logs_bucket,
             logs_guards,
@@ -162,7 +202,7 @@ class Storage(pulumi.ComponentResource):
                 "LoadBalancerDeliversAccessLogs",
                 ("s3:PutObject",),
                 [pulumi.Output.format("{0}/{1}/AWSLogs/{2}/*", self.logs_bucket.arn, ALB_LOG_PREFIX, account_id)],
-                {"Service": "logdelivery.elasticloadbalancing.amazonaws.com"},
+                self._elb_log_writer(),
             ),
         )
 
@@ -177,11 +217,24 @@ class Storage(pulumi.ComponentResource):
             }
         )
 
+    def _elb_log_writer(self) -> Principal:
+        """Who writes ALB access logs in this region: ELB's regional account, or its service principal."""
+        if self._account.region not in ELB_ACCOUNT_REGIONS:
+            return {"Service": ELB_LOG_DELIVERY_SERVICE}
+        elb_account = aws.elb.get_service_account_output(
+            region=self._account.region, opts=pulumi.InvokeOutputOptions(parent=self)
+        )
+        return {"AWS": elb_account.arn}
+
     def _bucket(self, label: str, args: StorageArgs, tags: dict[str, str]) -> aws.s3.Bucket:
         return aws.s3.Bucket(
             f"{self._name}-{label}",
             # Bucket names are global: the account id keeps two accounts' stacks from colliding.
-            bucket=pulumi.Output.concat(self._naming.name(label), "-", self._account.account_id),
+            bucket=pulumi.Output.concat(
+                self._naming.name(label, max_length=BUCKET_NAME_MAX - ACCOUNT_SUFFIX_LENGTH),
+                "-",
+                self._account.account_id,
+            ),
             force_destroy=args.force_destroy,
             tags=tags,
             opts=child_options(self),
@@ -193,9 +246,18 @@ class Storage(pulumi.ComponentResource):
         bucket: aws.s3.Bucket,
         ownership: str,
         encryption: aws.s3.BucketServerSideEncryptionConfigurationRuleArgs,
-    ) -> list[pulumi.Resource]:
-        """Public access block, ownership, versioning and default encryption: in place before any policy."""
-        return [
+    ) -> tuple[aws.s3.BucketOwnershipControls, list[pulumi.Resource]]:
+        """Public access block, ownership, versioning and default encryption: in place before any policy.
+
+        Returns the ownership controls on their own too (log delivery that writes ACLs waits for them).
+        """
+        ownership_controls = aws.s3.BucketOwnershipControls(
+            f"{self._name}-{label}-ownership",
+            bucket=bucket.id,
+            rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership=ownership),
+            opts=child_options(self),
+        )
+        return ownership_controls, [
             aws.s3.BucketPublicAccessBlock(
                 f"{self._name}-{label}-public-access-block",
                 bucket=bucket.id,
@@ -205,12 +267,7 @@ class Storage(pulumi.ComponentResource):
                 restrict_public_buckets=True,
                 opts=child_options(self),
             ),
-            aws.s3.BucketOwnershipControls(
-                f"{self._name}-{label}-ownership",
-                bucket=bucket.id,
-                rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership=ownership),
-                opts=child_options(self),
-            ),
+            ownership_controls,
             aws.s3.BucketVersioning(
                 f"{self._name}-{label}-versioning",
                 bucket=bucket.id,

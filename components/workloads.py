@@ -44,6 +44,10 @@ class DataEndpoints:
     dead_letter_queue_arn: pulumi.Input[str]
     messaging_key_arn: pulumi.Input[str]
     data_key_arn: pulumi.Input[str]
+    # `rds-db:connect` through the proxy as `database_user`: the tasks' only way in.
+    database_connect_arn: pulumi.Input[str]
+    # Aurora's writer endpoint, where the migrator signs in as the master user (the proxy admits IAM users only).
+    migration_host: pulumi.Input[str]
 
 
 def _shared_settings(
@@ -55,6 +59,8 @@ def _shared_settings(
         contract.DB_PORT: str(DB_PORT),
         contract.DB_NAME: data.database_name,
         contract.DB_USER: data.database_user,
+        # An IAM token per new connection through the proxy: nothing a password rotation can make stale.
+        contract.DB_LOGIN: contract.DB_LOGIN_IAM,
         contract.DB_SSLMODE: "require",
         contract.REDIS_URL: pulumi.Output.format("rediss://{0}:{1}/0", data.cache_host, data.cache_port),
         contract.REDIS_TLS: "true",
@@ -63,17 +69,15 @@ def _shared_settings(
         contract.AWS_REGION: config.region,
         contract.OTEL_EXPORTER_OTLP_ENDPOINT: OTLP_ENDPOINT,
         contract.OTEL_SERVICE_NAME: f"{prefix}-{service}",
+        contract.TRACE_SAMPLE_RATIO: str(config.observability.tracing_sample_rate),
         contract.LOG_LEVEL: "INFO",
         contract.METRICS_NAMESPACE: config.observability.app_metrics_namespace,
     }
 
 
 def _secrets(data: DataEndpoints, *, admin: bool) -> Mapping[str, pulumi.Input[str]]:
-    secrets: dict[str, pulumi.Input[str]] = {
-        # `arn:json-key::` picks the password out of the RDS-managed JSON secret.
-        contract.DB_PASSWORD: pulumi.Output.format("{0}:password::", data.database_secret_arn),
-        contract.REDIS_AUTH_TOKEN: data.cache_secret_arn,
-    }
+    # No DB_PASSWORD: the tasks sign in to the database with IAM tokens.
+    secrets: dict[str, pulumi.Input[str]] = {contract.REDIS_AUTH_TOKEN: data.cache_secret_arn}
     if admin:
         secrets[contract.ADMIN_TOKEN] = data.admin_secret_arn
     return secrets
@@ -82,7 +86,7 @@ def _secrets(data: DataEndpoints, *, admin: bool) -> Mapping[str, pulumi.Input[s
 def execution_secret_arns(data: DataEndpoints, *, admin: bool) -> list[pulumi.Input[str]]:
     """The secrets ECS reads to start a task: exactly those its containers name (the API's admin
     token, the worker's notification key)."""
-    arns = [data.database_secret_arn, data.cache_secret_arn]
+    arns = [data.cache_secret_arn]
     if admin:
         arns.append(data.admin_secret_arn)
     elif data.notification_secret_arn is not None:
@@ -94,6 +98,7 @@ def api_container(config: PlatformConfig, prefix: str, data: DataEndpoints) -> C
     origins = config.app.cors_origins or [f"https://{config.edge.domain}"]
     return ContainerSpec(
         command=contract.API_COMMAND,
+        image_target=contract.API_IMAGE_TARGET,
         health_check_command=contract.HEALTHCHECK_COMMAND,
         stop_timeout_seconds=contract.STOP_TIMEOUT_SECONDS,
         user=APP_USER,
@@ -105,6 +110,9 @@ def api_container(config: PlatformConfig, prefix: str, data: DataEndpoints) -> C
             contract.CORS_ORIGINS: ",".join(origins),
             contract.TRUSTED_PROXY_HOPS: str(config.app.trusted_proxy_hops),
             contract.PORT: str(contract.API_PORT),
+            # `app migrate` reads the master password when it connects, never a copy from the task's start.
+            contract.DB_MIGRATION_HOST: data.migration_host,
+            contract.DB_MIGRATION_MASTER_ARN: data.database_secret_arn,
         },
         secrets=_secrets(data, admin=True),
     )
@@ -113,6 +121,7 @@ def api_container(config: PlatformConfig, prefix: str, data: DataEndpoints) -> C
 def worker_container(config: PlatformConfig, prefix: str, data: DataEndpoints) -> ContainerSpec:
     return ContainerSpec(
         command=contract.WORKER_COMMAND,
+        image_target=contract.WORKER_IMAGE_TARGET,
         # The outbox relay rides with the worker: `FOR UPDATE SKIP LOCKED` lets every task run one.
         companions={"relay": contract.RELAY_COMMAND},
         # The worker serves no HTTP: its health is that the process is up.
@@ -132,8 +141,15 @@ def worker_container(config: PlatformConfig, prefix: str, data: DataEndpoints) -
     )
 
 
+def _database_statements(data: DataEndpoints) -> list[Statement]:
+    return [Statement("ConnectToDatabase", ("rds-db:connect",), [data.database_connect_arn])]
+
+
 def api_statements(data: DataEndpoints) -> list[Statement]:
     return [
+        *_database_statements(data),
+        # The init container's `app migrate` signs in as the master user with the secret's current password.
+        Statement("ReadMigrationLogin", ("secretsmanager:GetSecretValue",), [data.database_secret_arn]),
         Statement("PublishOrders", ("sqs:SendMessage", "sqs:GetQueueAttributes"), [data.queue_arn]),
         Statement("EncryptMessages", ("kms:GenerateDataKey", "kms:Decrypt"), [data.messaging_key_arn]),
         Statement("ReadAdminToken", ("secretsmanager:GetSecretValue",), [data.admin_secret_arn]),
@@ -143,6 +159,7 @@ def api_statements(data: DataEndpoints) -> list[Statement]:
 
 def worker_statements(data: DataEndpoints) -> list[Statement]:
     return [
+        *_database_statements(data),
         Statement(
             "ConsumeOrders",
             ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"),

@@ -89,6 +89,8 @@ class LocalRuntime:
         self.queue_url = ""
         self.dlq_url = ""
         self.log_dir = config.state_dir / "logs"
+        # Only the runtime that wrote the state file removes it: a refused second `up` must leave the running one's.
+        self._wrote_state = False
 
     # --- settings ------------------------------------------------------------------------------------------
 
@@ -112,6 +114,8 @@ class LocalRuntime:
             contract.DB_PORT: str(c.db_port),
             contract.DB_NAME: c.db_name,
             contract.DB_USER: c.db_user,
+            # Local PostgreSQL takes a password (or trusts loopback); the Fargate tasks sign in with IAM tokens.
+            contract.DB_LOGIN: contract.DB_LOGIN_PASSWORD,
             contract.DB_SSLMODE: "prefer",
             contract.REDIS_URL: c.redis_url,
             contract.REDIS_KEY_PREFIX: c.redis_key_prefix,
@@ -262,6 +266,9 @@ class LocalRuntime:
 
     def up(self) -> None:
         """Start everything; on any failure stop what was started and raise LocalError."""
+        running = read_state(self.config.state_dir)
+        if running is not None and any(pid_alive(pid) for pid in running.pids.values()):
+            raise LocalError(f"already running (API at {running.urls.get('api', '?')}); see `platformctl local status`")
         try:
             for port, what in ((self.config.api_port, "API"), (self.config.notifier_port, "notification stub")):
                 if port_open(port):
@@ -298,6 +305,7 @@ class LocalRuntime:
         )
         self.config.state_dir.mkdir(parents=True, exist_ok=True)
         (self.config.state_dir / "state.json").write_text(json.dumps(asdict(state), indent=2))
+        self._wrote_state = True
 
     def kill(self, name: str) -> None:
         """SIGKILL one service (fault tests)."""
@@ -333,8 +341,10 @@ class LocalRuntime:
         for log in self._logs.values():
             log.close()
         self._logs.clear()
-        with contextlib.suppress(FileNotFoundError):
-            (self.config.state_dir / "state.json").unlink()
+        if self._wrote_state:
+            with contextlib.suppress(FileNotFoundError):
+                (self.config.state_dir / "state.json").unlink()
+            self._wrote_state = False
 
     def dead(self) -> list[str]:
         return [n for n, p in self.procs.items() if p.poll() is not None]

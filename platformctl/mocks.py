@@ -101,6 +101,62 @@ ELASTICACHE_DNS_SUFFIX = "x1y2z3.{short}.cache.amazonaws.com"
 # Resources whose id is their name rather than a generated identifier.
 NAMED_BY_NAME = {"aws:cloudwatch/logGroup:LogGroup", "aws:iam/role:Role", "aws:kms/alias:Alias"}
 GLOBAL_SERVICES = {"iam", "cloudfront", "route53", "waf", "budgets"}
+# AWS-managed prefix lists by name (`{region}` filled in) -> (address family, max entries). A rule that
+# references one counts as its max entries (its "weight") against the security group's rule quota.
+# Source: "AWS-managed prefix lists", Amazon VPC User Guide (the weights table).
+AWS_MANAGED_PREFIX_LISTS: dict[str, tuple[str, int]] = {
+    "com.amazonaws.global.cloudfront.origin-facing": ("IPv4", 55),
+    "com.amazonaws.global.ipv6.cloudfront.origin-facing": ("IPv6", 55),
+    "com.amazonaws.global.groundstation": ("IPv4", 5),
+    "com.amazonaws.{region}.dynamodb": ("IPv4", 1),
+    "com.amazonaws.{region}.s3": ("IPv4", 1),
+    "com.amazonaws.{region}.s3express": ("IPv4", 6),
+    "com.amazonaws.{region}.ec2-instance-connect": ("IPv4", 2),
+    "com.amazonaws.{region}.ipv6.ec2-instance-connect": ("IPv6", 2),
+    "com.amazonaws.{region}.route53-healthchecks": ("IPv4", 25),
+    "com.amazonaws.{region}.ipv6.route53-healthchecks": ("IPv6", 25),
+    "com.amazonaws.{region}.vpc-lattice": ("IPv4", 10),
+    "com.amazonaws.{region}.ipv6.vpc-lattice": ("IPv6", 10),
+}
+# The account ELB writes access logs from, per region, as `aws.elb.get_service_account` answers
+# (terraform-provider-aws internal/service/elb/service_account_data_source.go; the ALB guide's table).
+# Regions opened since August 2022 have none: the lookup fails there ("unsupported AWS Region").
+ELB_ACCOUNTS: dict[str, str] = {
+    "af-south-1": "098369216593",
+    "ap-east-1": "754344448648",
+    "ap-northeast-1": "582318560864",
+    "ap-northeast-2": "600734575887",
+    "ap-northeast-3": "383597477331",
+    "ap-south-1": "718504428378",
+    "ap-southeast-1": "114774131450",
+    "ap-southeast-2": "783225319266",
+    "ap-southeast-3": "589379963580",
+    "ca-central-1": "985666609251",
+    "cn-north-1": "638102146993",
+    "cn-northwest-1": "037604701340",
+    "eu-central-1": "054676820928",
+    "eu-north-1": "897822967062",
+    "eu-south-1": "635631232127",
+    "eu-west-1": "156460612806",
+    "eu-west-2": "652711504416",
+    "eu-west-3": "009996457667",
+    "me-south-1": "076674570225",
+    "sa-east-1": "507241528517",
+    "us-east-1": "127311923021",
+    "us-east-2": "033677994240",
+    "us-gov-east-1": "190560391635",
+    "us-gov-west-1": "048591011584",
+    "us-west-1": "027434742980",
+    "us-west-2": "797873946194",
+}
+
+
+def partition_of(region: str) -> str:
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
 
 
 class OfflineMocks(pulumi.runtime.Mocks):
@@ -318,7 +374,11 @@ class OfflineMocks(pulumi.runtime.Mocks):
 
     @staticmethod
     def _rds_proxy(args: pulumi.runtime.MockResourceArgs, resource_id: str, region: str) -> Outputs:
-        return {"endpoint": f"{resource_id}.proxy-{RDS_DNS_SUFFIX.format(region=region)}"}
+        # RDS reports NONE when no default scheme is given: clients then sign in as the `auth` blocks say.
+        return {
+            "endpoint": f"{resource_id}.proxy-{RDS_DNS_SUFFIX.format(region=region)}",
+            "defaultAuthScheme": args.inputs.get("defaultAuthScheme", "NONE"),
+        }
 
     @staticmethod
     def _proxy_target_group(args: pulumi.runtime.MockResourceArgs, resource_id: str, region: str) -> Outputs:
@@ -383,6 +443,28 @@ class OfflineMocks(pulumi.runtime.Mocks):
 
     # --- invokes ----------------------------------------------------------------------------------
 
+    @staticmethod
+    def _managed_prefix_list(args: pulumi.runtime.MockCallArgs, region: str) -> Outputs:
+        """An AWS-managed prefix list looked up by name or id; like AWS, an unknown one is an error."""
+        wanted_name, wanted_id = args.args.get("name"), args.args.get("id")
+        if wanted_name is None and wanted_id is None:
+            raise ValueError("multiple EC2 Managed Prefix Lists matched; use additional constraints to reduce matches")
+        for name, (family, max_entries) in _managed_prefix_list_by_name(region).items():
+            list_id = f"pl-{_digest(region, name, length=8)}"
+            if wanted_name in (None, name) and wanted_id in (None, list_id):
+                return {
+                    "id": list_id,
+                    "arn": f"arn:{partition_of(region)}:ec2:{region}:aws:prefix-list/{list_id}",
+                    "name": name,
+                    "addressFamily": family,
+                    "maxEntries": max_entries,
+                    "ownerId": "AWS",
+                    "entries": [],
+                    "tags": {},
+                    "version": 1,
+                }
+        raise ValueError(f"no matching EC2 Managed Prefix List found (name {wanted_name!r}, id {wanted_id!r})")
+
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[Any, Any]:  # type: ignore[override]
         region = self._region_of(args.provider)
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
@@ -393,7 +475,14 @@ class OfflineMocks(pulumi.runtime.Mocks):
                 "id": ACCOUNT_ID,
             }
         if args.token == "aws:index/getPartition:getPartition":
-            return {"partition": "aws", "dnsSuffix": "amazonaws.com", "reverseDnsPrefix": "com.amazonaws", "id": "aws"}
+            partition = partition_of(region)
+            china = partition == "aws-cn"
+            return {
+                "partition": partition,
+                "dnsSuffix": "amazonaws.com.cn" if china else "amazonaws.com",
+                "reverseDnsPrefix": "cn.com.amazonaws" if china else "com.amazonaws",
+                "id": partition,
+            }
         if args.token == "aws:index/getRegion:getRegion":
             return {"name": region, "region": region, "id": region, "endpoint": f"ec2.{region}.amazonaws.com"}
         if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
@@ -410,9 +499,22 @@ class OfflineMocks(pulumi.runtime.Mocks):
             name = str(args.args.get("name", "example.com"))
             return {"zoneId": "Z" + _digest("zone", name, length=13).upper(), "name": name, "id": name}
         if args.token == "aws:ec2/getManagedPrefixList:getManagedPrefixList":
-            name = str(args.args.get("name", ""))
-            return {"id": f"pl-{_digest(name, length=8)}", "name": name, "maxEntries": 55}
+            return self._managed_prefix_list(args, str(args.args.get("region") or region))
+        if args.token == "aws:elb/getServiceAccount:getServiceAccount":
+            account_region = str(args.args.get("region") or region)
+            if account_region not in ELB_ACCOUNTS:
+                raise ValueError(f"unsupported AWS Region: {account_region}")
+            account = ELB_ACCOUNTS[account_region]
+            return {
+                "id": account,
+                "arn": f"arn:{partition_of(account_region)}:iam::{account}:root",
+                "region": account_region,
+            }
         raise NotImplementedError(f"the offline plan has no mock for the invoke {args.token}")
+
+
+def _managed_prefix_list_by_name(region: str) -> dict[str, tuple[str, int]]:
+    return {name.format(region=region): shape for name, shape in AWS_MANAGED_PREFIX_LISTS.items()}
 
 
 def _image_outputs(args: pulumi.runtime.MockResourceArgs) -> Outputs:

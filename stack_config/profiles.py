@@ -3,6 +3,10 @@
 The seeds' cost and availability advice: prod spreads everything over three AZs with a NAT gateway
 per AZ, two Aurora readers, two Redis replicas, deletion protection, 7-day database backups and a
 cross-region backup copy; staging makes the cheaper choice wherever the architecture stays intact.
+
+ECS Exec is on in staging, where a shell in a task is how problems get debugged, and off in prod,
+where a shell reads the task's secrets and acts with its role: prod turns it on per service for an
+incident (a deployment, which replaces the tasks) and off again afterwards.
 """
 
 from __future__ import annotations
@@ -21,8 +25,16 @@ PROD: dict[str, Any] = {
             "minCount": 6,
             "maxCount": 50,
             "deployment": {"strategy": "blue_green", "bakeMinutes": 10},
+            "executeCommand": False,
         },
-        "worker": {"cpu": 512, "memory": 1024, "desiredCount": 6, "minCount": 6, "maxCount": 30},
+        "worker": {
+            "cpu": 512,
+            "memory": 1024,
+            "desiredCount": 6,
+            "minCount": 6,
+            "maxCount": 30,
+            "executeCommand": False,
+        },
     },
     "database": {
         "instanceClass": "db.r7g.large",
@@ -42,7 +54,7 @@ STAGING: dict[str, Any] = {
     "network": {"natStrategy": "single"},
     "services": {
         "minTasksPerAz": 1,
-        "api": {"cpu": 512, "memory": 1024, "desiredCount": 2, "minCount": 2, "maxCount": 6},
+        "api": {"cpu": 512, "memory": 1024, "desiredCount": 2, "minCount": 2, "maxCount": 6, "executeCommand": True},
         "worker": {
             "cpu": 256,
             "memory": 512,
@@ -50,6 +62,7 @@ STAGING: dict[str, Any] = {
             "minCount": 2,
             "maxCount": 4,
             "useSpot": True,
+            "executeCommand": True,
         },
     },
     "database": {

@@ -132,6 +132,19 @@ def production_availability(cfg: PlatformConfig) -> Iterator[ConfigProblem]:
         yield ConfigProblem("recovery.copyRegion", "prod copies backups to a second region; name one", None)
 
 
+def private_egress(cfg: PlatformConfig) -> Iterator[ConfigProblem]:
+    # VPC endpoints serve private ECR, Logs, SQS, Secrets Manager and KMS only: without a NAT gateway a
+    # task could not pull the collector sidecar from public.ecr.aws, so no task would start at all.
+    if cfg.network.nat_strategy == "none":
+        yield ConfigProblem(
+            "network.natStrategy",
+            "Fargate tasks need a NAT gateway (single or one_per_az): they pull the ADOT collector image from"
+            " public.ecr.aws and send traces to X-Ray, which no VPC endpoint of the stack serves, and the"
+            " worker calls app.notificationUrl on the internet",
+            "none",
+        )
+
+
 def database_capacity(cfg: PlatformConfig) -> Iterator[ConfigProblem]:
     database = cfg.database
     if (database.instance_class is None) == (database.serverless_v2 is None):
@@ -285,10 +298,17 @@ def queues_cover_jobs(cfg: PlatformConfig) -> Iterator[ConfigProblem]:
                 " or a message is redelivered while it is still being processed",
                 queue.visibility_timeout_seconds,
             )
-        if queue.dlq_retention_seconds < queue.retention_seconds:
+        # A standard queue's message keeps its enqueue time in the DLQ (a FIFO queue's is reset), so a
+        # standard queue's DLQ must keep messages longer than the queue, or a late failure expires on arrival.
+        retention, dlq_retention = queue.retention_seconds, queue.dlq_retention_seconds
+        if dlq_retention < retention or (not queue.fifo and dlq_retention == retention):
             yield ConfigProblem(
                 f"messaging.queues.{name}.dlqRetentionSeconds",
-                f"must be at least retentionSeconds {queue.retention_seconds}, or messages expire in the DLQ first",
+                f"must be at least retentionSeconds {retention}, or messages expire in the DLQ first"
+                if queue.fifo
+                else f"must be longer than retentionSeconds {retention}: a standard queue's message keeps its"
+                " enqueue time in the DLQ and would expire there on arrival (SQS keeps at most 1209600 s,"
+                " so lower retentionSeconds)",
                 queue.dlq_retention_seconds,
             )
 
@@ -389,6 +409,7 @@ RULES: tuple[Rule, ...] = (
     availability_zones,
     subnets,
     production_availability,
+    private_egress,
     database_capacity,
     cache_failover,
     data_windows,

@@ -191,6 +191,15 @@ class ServiceConfig(Model):
         description="Prebuilt image URI; default: built from app/ at `pulumi up`.",
     )
     use_spot: bool = Field(default=False, description="Run on FARGATE_SPOT capacity (worker).")
+    execute_command: bool = Field(
+        default=False,
+        description=(
+            "ECS Exec: shells into this service's tasks, every session recorded in the cluster's exec log group."
+            " On, each app container gets writable volumes for the exec agent (the root stays read-only) and the"
+            " task role its SSM channel and session-log permissions; a shell runs as root and reads what the task"
+            " can (its secrets, its role). Turning it on or off replaces the tasks. Default false; staging true."
+        ),
+    )
     job_timeout_seconds: int = Field(
         default=90,
         ge=1,

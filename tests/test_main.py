@@ -13,7 +13,8 @@ from tests.support import by_name
 
 INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 # Actions AWS cannot scope to a resource: the only ones allowed a `*` resource.
-UNSCOPABLE_PREFIXES = ("xray:", "ssmmessages:")
+# Actions that take no resource ARN (ECS Exec: the ssmmessages channels, and the session log group lookup).
+UNSCOPABLE_PREFIXES = ("xray:", "ssmmessages:", "logs:DescribeLogGroups")
 SECRET_LOOKING = ("PASSWORD", "SECRET", "TOKEN", "API_KEY")
 
 
@@ -91,6 +92,9 @@ def test_tasks_are_non_root_read_only_and_keep_secrets_out_of_the_environment(pl
 def test_every_iam_statement_is_scoped_to_this_stacks_arns(plan: Plan) -> None:
     stack_arns = {r.outputs["arn"] for r in plan.custom_resources() if isinstance(r.outputs.get("arn"), str)}
     stack_arns.add(plan.outputs["database_secret_arn"])  # created by RDS for the cluster
+    # `rds-db:connect` names a database user at the proxy or the cluster, by their resource ids.
+    database = by_name(plan, "database").outputs
+    stack_arns |= {database["proxy_connect_arn"], database["cluster_connect_arn"]}
     policies = [*plan.of_type("aws:iam/rolePolicy:RolePolicy"), *plan.of_type("aws:iam/policy:Policy")]
     assert policies
     for policy in policies:

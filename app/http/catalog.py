@@ -2,13 +2,32 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, g, jsonify
+import json
 
+from flask import Blueprint, Response, g, jsonify, request
+
+from app import contract
 from app.catalog import MAX_ID, ProductIn, ProductQuery, StockIn
 from app.http.util import json_body, query_args, require_admin, services
 from app.problems import Problem
 
 bp = Blueprint("catalog", __name__)
+
+# Product reads are the same for every caller (no cookie, token or user in them), so CloudFront and browsers may
+# share and keep them; `max-age` bounds both, CloudFront's `Age` header counting its own time against it.
+PUBLIC_READ_CACHE_CONTROL = f"public, max-age={contract.PRODUCT_CACHE_TTL_SECONDS}"
+
+
+def _public_read(resp: Response) -> Response:
+    """Cacheable for the contract's TTL, with an ETag over the body; a matching If-None-Match gets a 304.
+
+    CloudFront weakens the ETag of a response it compresses, and werkzeug compares If-None-Match weakly, so a
+    revalidation through the edge still matches.
+    """
+    resp.headers["Cache-Control"] = PUBLIC_READ_CACHE_CONTROL
+    resp.add_etag()
+    resp.make_conditional(request)  # in place: 304 and no body when the ETag matches
+    return resp
 
 
 def _not_found(product_id: int) -> Problem:
@@ -25,7 +44,7 @@ def list_products() -> Response:
     body, hit = services().catalog.list(query_args(ProductQuery))
     resp = jsonify(body)
     resp.headers["X-Cache"] = "hit" if hit else "miss"
-    return resp
+    return _public_read(resp)
 
 
 @bp.get("/api/products/<int:product_id>")
@@ -35,13 +54,13 @@ def get_product(product_id: int) -> Response:
     # The rate limiter's round trip already fetched the entry when Redis was reachable.
     raw = g.prefetched if "prefetched" in g else catalog.get_cached_json(product_id)
     if raw is not None:
-        return Response(raw, mimetype="application/json", headers={"X-Cache": "hit"})
+        return _public_read(Response(raw, mimetype="application/json", headers={"X-Cache": "hit"}))
     product, _ = catalog.get(product_id, skip_cache=True)
     if product is None:
         raise _not_found(product_id)
-    resp = jsonify(product)
-    resp.headers["X-Cache"] = "miss"
-    return resp
+    # The bytes the cache stores (app.cache.Cache.set_json), so a hit and a miss carry one ETag.
+    body = json.dumps(product, separators=(",", ":"))
+    return _public_read(Response(body, mimetype="application/json", headers={"X-Cache": "miss"}))
 
 
 @bp.post("/api/admin/products")

@@ -98,6 +98,8 @@ def install(app: Flask, settings: Settings, services: Services) -> None:
         headers = resp.headers
         headers["X-Request-Id"] = correlation_id.get()
         if "Cache-Control" not in headers:
+            # Nothing is shareable unless its view says so (product reads do): errors, sessions and orders never
+            # land in CloudFront's or a browser's cache.
             headers["Cache-Control"] = "no-store"
         origin = req.headers.get("Origin")
         if origin and origin in origins:

@@ -7,6 +7,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 
 from app import contract
+from app.http.catalog import PUBLIC_READ_CACHE_CONTROL
 
 bp = Blueprint("openapi", __name__)
 
@@ -16,6 +17,21 @@ _CATEGORY = r"^[a-z0-9][a-z0-9-]{0,39}$"
 _EMAIL = r"^[^@\s]{1,64}@[^@\s]{1,190}\.[A-Za-z]{2,}$"
 _ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
 _ADMIN: list[dict[str, list[str]]] = [{"bearer": []}]
+_IF_NONE_MATCH = {
+    "name": "If-None-Match",
+    "in": "header",
+    "required": False,
+    "description": "ETag(s) of a copy the client holds; a current one gets a 304 without a body",
+    "schema": {"type": "string"},
+}
+_CACHE_HEADERS = {
+    "Cache-Control": {
+        "description": "Shared caches (CloudFront) and browsers may keep the answer this long",
+        "schema": {"type": "string", "enum": [PUBLIC_READ_CACHE_CONTROL]},
+    },
+    "ETag": {"description": "Validator of this body, for If-None-Match", "schema": {"type": "string"}},
+}
+_NOT_MODIFIED = {"description": "not modified: the ETag in If-None-Match is current", "headers": _CACHE_HEADERS}
 
 
 def _json(schema: dict[str, Any]) -> dict[str, Any]:
@@ -27,6 +43,10 @@ def _ok(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any
     if schema is not None:
         out.update(_json(schema))
     return out
+
+
+def _public_read(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"200": {**_ok(description, schema), "headers": _CACHE_HEADERS}, "304": _NOT_MODIFIED}
 
 
 def _errors(*codes: int) -> dict[str, Any]:
@@ -94,15 +114,16 @@ SPEC: dict[str, Any] = {
                     {"name": "min_price", "in": "query", "schema": {"type": "integer", "minimum": 0}},
                     {"name": "max_price", "in": "query", "schema": {"type": "integer", "minimum": 0}},
                     {"name": "q", "in": "query", "schema": {"type": "string", "minLength": 1, "maxLength": 100}},
+                    _IF_NONE_MATCH,
                 ],
-                "responses": {"200": _ok("a page of products"), **_errors(400)},
+                "responses": {**_public_read("a page of products"), **_errors(400)},
             }
         },
         "/api/products/{id}": {
             "get": {
                 "summary": "One product (cache-aside, reader)",
-                "parameters": [_ID],
-                "responses": {"200": _ok("the product", PRODUCT), **_errors(404)},
+                "parameters": [_ID, _IF_NONE_MATCH],
+                "responses": {**_public_read("the product", PRODUCT), **_errors(404)},
             }
         },
         "/api/admin/products": {

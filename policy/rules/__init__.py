@@ -11,6 +11,7 @@ from rules import (
     governance,
     identity,
     messaging,
+    names,
     network,
     observability,
     recovery,
@@ -19,6 +20,8 @@ from rules import (
 from rules.common import Rule, build
 
 AREAS = (encryption, transit, network, edge, identity, availability, recovery, messaging, observability, governance)
+# Naming rules span areas; they report under governance.
+AREAS += (names,)
 
 
 def all_rules() -> list[Rule]:

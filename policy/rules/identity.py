@@ -22,7 +22,11 @@ ATTACHMENTS = (
     "aws:iam/policyAttachment:PolicyAttachment",
 )
 TASK_DEFINITION = "aws:ecs/taskDefinition:TaskDefinition"
+ECS_SERVICE = "aws:ecs/service:Service"
+# Where the ECS Exec (SSM) agent writes in each container; a read-only root needs a writable volume at each.
+EXEC_AGENT_PATHS = ("/managed-agents", "/var/lib/amazon/ssm", "/var/log/amazon/ssm")
 CLUSTER = "aws:rds/cluster:Cluster"
+PROXY = "aws:rds/proxy:Proxy"
 SECRET = "aws:secretsmanager/secret:Secret"  # noqa: S105 - a type token
 SECRET_ROTATION = "aws:secretsmanager/secretRotation:SecretRotation"  # noqa: S105 - a type token
 IDENTITY_POLICY_TYPES = (ROLE, ROLE_POLICY, MANAGED_POLICY, USER_POLICY, GROUP_POLICY)
@@ -262,6 +266,78 @@ def _iam_auth(resource: Resource, config: dict[str, Any], report: Report) -> Non
         report(f"{resource.label}: iamDatabaseAuthenticationEnabled is not true")
 
 
+proxy_iam_auth = Rule(
+    name="rds-proxy-iam-auth",
+    area="identity",
+    kind="security",
+    severity=Severity.HIGH,
+    summary="RDS proxies take IAM tokens, not passwords, from clients: end-to-end IAM (defaultAuthScheme "
+    "IAM_AUTH), or iamAuth REQUIRED in every auth block. A password a task read at start stops working when "
+    "Secrets Manager rotates it (every 7 days for an RDS-managed master secret).",
+    seed="seed 002 data layer (RDS Proxy, Secrets Manager rotation), seed 000 security objectives",
+    checks="",
+    remediation="Set default_auth_scheme='IAM_AUTH' on aws.rds.Proxy in the database layer (its role then needs "
+    "rds-db:connect on the cluster's dbuser ARN for each user, see Database.cluster_connect_arn), or "
+    "iam_auth='REQUIRED' in each ProxyAuthArgs; give the task roles rds-db:connect on Database.proxy_connect_arn() "
+    "and sign in with a token per new connection (DB_LOGIN=iam).",
+    resource_types=(PROXY,),
+)
+
+
+def _proxy_iam_auth(resource: Resource, config: dict[str, Any], report: Report) -> None:
+    if resource.get("defaultAuthScheme") == "IAM_AUTH":
+        return
+    auths = [auth for auth in items(resource.get("auths")) if hasattr(auth, "get")]
+    if not auths:
+        report(f"{resource.label}: no defaultAuthScheme IAM_AUTH and no auth block")
+    for index, auth in enumerate(auths):
+        if auth.get("iamAuth") != "REQUIRED":
+            iam = auth.get("iamAuth")
+            report(f"{resource.label}: auth {index} lets clients sign in with a password (iamAuth {iam})")
+
+
+exec_agent_writable = Rule(
+    name="ecs-exec-agent-can-write",
+    area="identity",
+    kind="security",
+    severity=Severity.MEDIUM,
+    summary="A service with ECS Exec on gives the exec agent somewhere to write in each essential container with a "
+    "read-only root: writable volumes at /managed-agents, /var/lib/amazon/ssm and /var/log/amazon/ssm (AWS documents "
+    "a read-only root as unsupported for ECS Exec; without them the agent stops and no session opens).",
+    seed="seed 000 security objectives (hardened compute, audited access instead of bastions)",
+    checks="",
+    remediation="Set platform:services.<service>.executeCommand in Pulumi.STACK.yaml and let the service layer "
+    "(components/service.py) add the agent volumes, or mount a task volume (readOnly false) at each of the three "
+    "paths in the container definition; or turn ECS Exec off (enable_execute_command=False).",
+    stack=True,
+)
+
+
+def _exec_agent_writable(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
+    def check(service: Resource) -> None:
+        if service.get("enableExecuteCommand") is not True:
+            return
+        for task in stack.deps(service, "taskDefinition", TASK_DEFINITION):
+            volumes = {str(v.get("name")) for v in items(task.get("volumes")) if hasattr(v, "get")}
+            for container in _containers(task):
+                if container.get("readonlyRootFilesystem") is not True or container.get("essential") is False:
+                    continue
+                writable = {
+                    str(m.get("containerPath"))
+                    for m in items(container.get("mountPoints"))
+                    if hasattr(m, "get") and m.get("readOnly") is not True and str(m.get("sourceVolume")) in volumes
+                }
+                missing = [path for path in EXEC_AGENT_PATHS if path not in writable]
+                if missing:
+                    report(
+                        f"{service.label}: ECS Exec is on but container {container.get('name')} of {task.name} has "
+                        f"a read-only root and no writable volume at {', '.join(missing)}",
+                        service.urn,
+                    )
+
+    stack.check_each(stack.of(ECS_SERVICE), check)
+
+
 rotation = Rule(
     name="secrets-rotated",
     area="identity",
@@ -302,6 +378,8 @@ RULES: list[tuple[Rule, Check]] = [
     (non_root, _non_root),
     (read_only, _read_only),
     (privileged, _privileged),
+    (exec_agent_writable, _exec_agent_writable),
     (iam_auth, _iam_auth),
+    (proxy_iam_auth, _proxy_iam_auth),
     (rotation, _rotation),
 ]

@@ -12,6 +12,7 @@ QUEUE = "aws:sqs/queue:Queue"
 REDRIVE_POLICY = "aws:sqs/redrivePolicy:RedrivePolicy"
 REDRIVE_ALLOW_POLICY = "aws:sqs/redriveAllowPolicy:RedriveAllowPolicy"
 FOURTEEN_DAYS = 1_209_600
+DEFAULT_RETENTION = 345_600  # SQS's default: 4 days
 
 
 def _redrives(stack: Stack, queue: Resource) -> list[tuple[Resource, Any]]:
@@ -77,21 +78,44 @@ dlq_retention = Rule(
     area="messaging",
     kind="operations",
     severity=Severity.MEDIUM,
-    summary="Dead-letter queues keep messages for the configured time (default the SQS maximum, 14 days), so "
-    "failures can be investigated and redriven.",
+    summary="Dead-letter queues keep messages for the configured time (default the SQS maximum, 14 days), and "
+    "longer than each standard source queue (whose messages keep their enqueue time in the DLQ), so failures "
+    "can be investigated and redriven.",
     seed="seed 002 async processing (DLQ), seed 003 resilience patterns",
     checks="",
-    remediation="Set message_retention_seconds=1209600 on each DLQ (aws.sqs.Queue) of the messaging layer.",
+    remediation="Set message_retention_seconds=1209600 on each DLQ (aws.sqs.Queue) of the messaging layer, and keep "
+    "platform:messaging.queues.<name>.retentionSeconds below the DLQ's.",
     stack=True,
     config={"minRetentionSeconds": {"type": "integer", "minimum": 60, "default": FOURTEEN_DAYS}},
 )
 
 
+def _retention(queue: Resource) -> int:
+    return int(queue.get("messageRetentionSeconds") or DEFAULT_RETENTION)
+
+
+def _sources(stack: Stack, dlq: Resource) -> list[Resource]:
+    """The queues that redrive into `dlq`: by their own redrive policy, or by a RedrivePolicy resource."""
+    sources = [queue for queue in stack.of(QUEUE) if dlq in stack.deps(queue, "redrivePolicy", QUEUE)]
+    for policy in stack.of(REDRIVE_POLICY):
+        if dlq in stack.deps(policy, "redrivePolicy", QUEUE):
+            sources.extend(stack.deps(policy, "queueUrl", QUEUE))
+    return sources
+
+
 def _dlq_retention(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
     def check(dlq: Resource) -> None:
-        seconds = dlq.get("messageRetentionSeconds") or 345_600  # the SQS default: 4 days
+        seconds = _retention(dlq)
         if seconds < config["minRetentionSeconds"]:
             report(f"{dlq.label}: keeps messages {seconds}s < {config['minRetentionSeconds']}s", dlq.urn)
+        for source in _sources(stack, dlq):
+            # A FIFO queue's message gets a new enqueue time in the DLQ; a standard queue's keeps its own.
+            if source.get("fifoQueue") is not True and seconds <= _retention(source):
+                report(
+                    f"{dlq.label}: keeps messages {seconds}s, no longer than its standard source queue "
+                    f"{source.name} ({_retention(source)}s), so a message failing late expires on arrival",
+                    dlq.urn,
+                )
 
     stack.check_each(stack.guard(lambda: dead_letter_queues(stack)) or [], check)
 

@@ -1,15 +1,35 @@
-"""Network isolation: no open ingress, closed default security groups, tiers respected, flow logs."""
+"""Network isolation: no open ingress, closed default security groups, tiers respected, flow logs.
+
+Also what EC2 refuses of security groups: more rules than the quota, text outside its character set.
+"""
 
 from __future__ import annotations
 
+import re
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pulumi_policy import Severity
+from pulumi_policy.proxy import UnknownValueError
 
-from rules.common import SUBNET, Check, Report, Resource, Rule, Stack, StackReport, items, subnet_tier
+from rules.common import (
+    SUBNET,
+    Check,
+    Report,
+    Resource,
+    Rule,
+    Stack,
+    StackReport,
+    Unknown,
+    items,
+    subnet_tier,
+)
 
 SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
 INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+EGRESS_RULE = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
+PREFIX_LIST = "aws:ec2/managedPrefixList:ManagedPrefixList"
 GROUP_RULE = "aws:ec2/securityGroupRule:SecurityGroupRule"
 DEFAULT_SG = "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup"
 VPC = "aws:ec2/vpc:Vpc"
@@ -256,6 +276,163 @@ def _origin_access(resource: Resource, config: dict[str, Any], report: Report) -
             report(f"{resource.label}: S3 origin {origin.get('originId')} uses a legacy origin access identity")
 
 
+rule_quota = Rule(
+    name="security-group-rule-quota",
+    area="network",
+    kind="operations",
+    severity=Severity.HIGH,
+    summary="No security group holds more inbound, or more outbound, rules than the VPC quota allows (rulesPerGroup, "
+    "default 60, counted per direction and per IP family, as AWS counts them); a rule naming a prefix list weighs the "
+    "list's max entries, so CloudFront's origin-facing list (55) fits in a group once. AWS refuses the rule that "
+    "goes over (RulesPerSecurityGroupLimitExceeded).",
+    seed="seed 002 traffic entry layer (only CloudFront's managed prefix list reaches the ALB)",
+    checks="",
+    remediation="Reference a heavy prefix list from one rule of a group: the load-balancer layer admits CloudFront "
+    "on 443 only (the origin is https-only, so port 80 has no use). Otherwise split the rules over two groups, or "
+    "raise the account's 'Inbound or outbound rules per security group' quota and rulesPerGroup in "
+    "policy/config/STACK.json together. Lists the stack creates weigh their maxEntries; give others (by id) in the "
+    "prefixListWeights knob, else they weigh defaultPrefixListWeight (55, the heaviest AWS-managed list).",
+    stack=True,
+    config={
+        "rulesPerGroup": {"type": "integer", "minimum": 1, "default": 60},
+        "defaultPrefixListWeight": {"type": "integer", "minimum": 1, "default": 55},
+        "prefixListWeights": {"type": "object", "additionalProperties": {"type": "integer"}, "default": {}},
+    },
+)
+GROUP_RULE_TYPES = (INGRESS_RULE, EGRESS_RULE, GROUP_RULE)
+BOTH_FAMILIES = ("IPv4", "IPv6")
+# Where each kind of peer sits in a rule, across aws.vpc rules, aws.ec2.SecurityGroupRule and inline blocks.
+IPV4_KEYS, IPV6_KEYS = ("cidrIpv4", "cidrBlocks"), ("cidrIpv6", "ipv6CidrBlocks")
+PREFIX_LIST_KEYS = ("prefixListId", "prefixListIds")
+GROUP_KEYS = ("referencedSecurityGroupId", "sourceSecurityGroupId", "securityGroups")
+# (what the rule admits, its weight, the IP families whose quota it counts against)
+Weighed = tuple[str, int, tuple[str, ...]]
+
+
+def _direction(rule: Resource) -> str:
+    if rule.type == GROUP_RULE:
+        return "inbound" if rule.get("type") == "ingress" else "outbound"
+    return "inbound" if rule.type == INGRESS_RULE else "outbound"
+
+
+def _prefix_list_weights(ids: Sequence[Any], in_stack: Sequence[Resource], config: dict[str, Any]) -> list[Weighed]:
+    """Each prefix list's weight and families: its maxEntries if the stack creates it, else the knob or the default.
+
+    `in_stack` are the lists the property was computed from (its property dependencies). Paired one to
+    one with the ids, they give the weight and family; otherwise every id weighs the heaviest candidate
+    and counts against both families, so a group is never weighed lighter than AWS weighs it.
+    """
+    heaviest_in_stack = max((int(prefix_list.get("maxEntries") or 0) for prefix_list in in_stack), default=0)
+    if in_stack and len(in_stack) == len(ids):
+        families = {str(prefix_list.get("addressFamily")) for prefix_list in in_stack}
+        family = tuple(families) if len(families) == 1 and families <= set(BOTH_FAMILIES) else BOTH_FAMILIES
+        return [(f"prefix list {prefix_list.name}", heaviest_in_stack, family) for prefix_list in in_stack]
+    weights = config["prefixListWeights"]
+    return [
+        (
+            f"prefix list {list_id}",
+            max(int(weights.get(str(list_id), config["defaultPrefixListWeight"])), heaviest_in_stack),
+            BOTH_FAMILIES,
+        )
+        for list_id in ids
+    ]
+
+
+def _weigh(source: Mapping[str, Any] | Resource, lists: Sequence[Resource], config: dict[str, Any]) -> list[Weighed]:
+    """What one rule, or one inline block, costs: a rule per CIDR and per group, a prefix list its weight."""
+
+    def values(keys: Sequence[str]) -> list[Any]:
+        return [value for key in keys for value in items(source.get(key))]
+
+    weighed: list[Weighed] = [(str(cidr), 1, ("IPv4",)) for cidr in values(IPV4_KEYS)]
+    weighed += [(str(cidr), 1, ("IPv6",)) for cidr in values(IPV6_KEYS)]
+    # A group reference is one rule; which family's count it takes is not documented, so it takes both.
+    weighed += [(f"group {group}", 1, BOTH_FAMILIES) for group in values(GROUP_KEYS)]
+    if source.get("self") is True:
+        weighed.append(("self", 1, BOTH_FAMILIES))
+    try:
+        prefix_lists = values(PREFIX_LIST_KEYS)
+    except (Unknown, UnknownValueError):
+        # A list the stack creates has no id before apply, but the rule was computed from it.
+        if not lists:
+            raise
+        prefix_lists = [prefix_list.name for prefix_list in lists]
+    if prefix_lists:
+        weighed += _prefix_list_weights(prefix_lists, lists, config)
+    return weighed
+
+
+def _rule_quota(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
+    quota = config["rulesPerGroup"]
+
+    def check(group: Resource) -> None:
+        tally: dict[tuple[str, str], list[tuple[str, int]]] = defaultdict(list)
+
+        def count(direction: str, where: str, weighed: list[Weighed]) -> None:
+            for what, weight, families in weighed:
+                for family in families:
+                    tally[(direction, family)].append((f"{where}: {what}", weight))
+
+        for prop, direction in (("ingress", "inbound"), ("egress", "outbound")):
+            lists = stack.deps(group, prop, PREFIX_LIST)
+            for block in items(group.get(prop)):
+                count(direction, f"inline {prop}", _weigh(block, lists, config))
+        for rule in stack.referrers(group, "securityGroupId", *GROUP_RULE_TYPES):
+            lists = stack.deps(rule, "prefixListIds" if rule.type == GROUP_RULE else "prefixListId", PREFIX_LIST)
+            count(_direction(rule), rule.name, _weigh(rule, lists, config))
+        for (direction, family), weighed in sorted(tally.items()):
+            total = sum(weight for _, weight in weighed)
+            if total > quota:
+                parts = ", ".join(f"{what} ({weight})" for what, weight in weighed)
+                report(
+                    f"{group.label}: {direction} {family} rules weigh {total}, over the quota of {quota}: {parts}",
+                    group.urn,
+                )
+
+    stack.check_each(stack.of(SECURITY_GROUP, DEFAULT_SG), check)
+
+
+group_text = Rule(
+    name="security-group-text-valid",
+    area="network",
+    kind="operations",
+    severity=Severity.MEDIUM,
+    summary="Security group names and descriptions, and rule descriptions, are at most 255 characters that EC2 "
+    "accepts: letters, digits, spaces and ._-:/()#,@[]+=&;{}!$* (no & in a rule's description); a name does not "
+    "start with sg-. EC2 refuses anything else, an apostrophe included (InvalidParameterValue).",
+    seed="seed 000 security objectives (least-privilege security groups, described)",
+    checks="",
+    remediation='Rephrase the text without the refused characters ("CloudFront\'s ranges" -> "the CloudFront '
+    "ranges\"). A group's description cannot change in place: AWS replaces the group, and its rules with it.",
+    resource_types=(SECURITY_GROUP, DEFAULT_SG, INGRESS_RULE, EGRESS_RULE, GROUP_RULE),
+)
+MAX_GROUP_TEXT = 255
+GROUP_TEXT_CHAR = re.compile(r"[a-zA-Z0-9 ._\-:/()#,@\[\]+=&;{}!$*]")
+# PrefixListId and UserIdGroupPair descriptions leave out the & that group descriptions allow.
+RULE_TEXT_CHAR = re.compile(r"[a-zA-Z0-9 ._\-:/()#,@\[\]+=;{}!$*]")
+
+
+def _group_text(resource: Resource, config: dict[str, Any], report: Report) -> None:
+    def check(what: str, value: Any, allowed: re.Pattern[str]) -> None:
+        text = "" if value is None else str(value)
+        refused = sorted({char for char in text if not allowed.fullmatch(char)})
+        if refused:
+            report(f"{resource.label}: {what} {text!r} has characters EC2 refuses: {' '.join(refused)}")
+        if len(text) > MAX_GROUP_TEXT:
+            report(f"{resource.label}: {what} is {len(text)} characters, over {MAX_GROUP_TEXT}")
+
+    if resource.type in (SECURITY_GROUP, DEFAULT_SG):
+        check("description", resource.get("description"), GROUP_TEXT_CHAR)
+        check("name", resource.get("name"), GROUP_TEXT_CHAR)
+        if str(resource.get("name") or "").startswith("sg-"):
+            report(f"{resource.label}: name {resource.get('name')!r} starts with sg-")
+        for prop in ("ingress", "egress"):
+            for block in items(resource.get(prop)):
+                check(f"{prop} rule description", block.get("description"), RULE_TEXT_CHAR)
+    else:
+        check("description", resource.get("description"), RULE_TEXT_CHAR)
+
+
 RULES: list[tuple[Rule, Check]] = [
     (open_ingress, _open_ingress),
     (default_sg, _default_sg),
@@ -266,4 +443,6 @@ RULES: list[tuple[Rule, Check]] = [
     (flow_logs, _flow_logs),
     (public_access, _public_access),
     (origin_access, _origin_access),
+    (rule_quota, _rule_quota),
+    (group_text, _group_text),
 ]

@@ -53,11 +53,13 @@ http_redirects = Rule(
     area="transit",
     kind="security",
     severity=Severity.HIGH,
-    summary="An ALB listener on plain HTTP does nothing but redirect (301) to HTTPS.",
+    summary="An ALB listener on plain HTTP, where one exists, does nothing but redirect (301) to HTTPS. The "
+    "platform's ALB has none: CloudFront reaches it https-only.",
     seed="seed 002 traffic entry layer (TLS terminated at CloudFront and the ALB)",
     checks="Checkov CKV_AWS_2 / CKV2_AWS_20",
-    remediation="Give the port-80 aws.lb.Listener in the load-balancer layer one default action "
-    "type='redirect' with redirect protocol='HTTPS', port='443', status_code='HTTP_301', and no listener rules.",
+    remediation="Remove the HTTP aws.lb.Listener where only CloudFront (origin protocol https-only) connects, as "
+    "the load-balancer layer does; a listener that must stay gets one default action type='redirect' with "
+    "redirect protocol='HTTPS', port='443', status_code='HTTP_301', and no listener rules.",
     resource_types=(LISTENER,),
 )
 

@@ -18,6 +18,7 @@ import redis
 from moto.server import ThreadedMotoServer
 from psycopg.rows import dict_row
 
+from app import contract
 from app.data import migrate
 from app.http.factory import create_app
 from app.settings import Settings
@@ -109,6 +110,8 @@ def make_settings(database: str, prefix: str, moto: Moto) -> Callable[..., Setti
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
             "db_name": database,
+            # The app's own role, as in AWS (migration 0007): every app test proves its privileges are enough.
+            "db_user": contract.DB_APP_USER,
             "redis_key_prefix": prefix,
             "admin_token": ADMIN,
             "rate_limit_per_minute": 100_000,

@@ -3,8 +3,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
 import redis
 
+from app import contract
 from tests.app.conftest import ADMIN
 
 AUTH = {"Authorization": f"Bearer {ADMIN}"}
@@ -105,3 +107,57 @@ def test_bad_query_parameter_is_a_400_naming_it(client: Any) -> None:
     assert resp.status_code == 400
     assert resp.json["errors"][0]["field"] == "per_page"
     assert client.get("/api/products?colour=red").json["errors"][0]["field"] == "colour"
+
+
+def _etag(resp: Any) -> str:
+    etag = resp.headers.get("ETag")
+    assert etag, f"no ETag on {resp.status_code} {resp.request.path}"
+    return str(etag)
+
+
+def test_product_read_is_public_for_the_ttl_with_an_etag_and_revalidates_to_304(client: Any, add_product: Any) -> None:
+    pid = add_product()
+    first = client.get(f"/api/products/{pid}")
+    assert first.headers["Cache-Control"] == f"public, max-age={contract.PRODUCT_CACHE_TTL_SECONDS}"
+    etag = _etag(first)
+    again = client.get(f"/api/products/{pid}", headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.get_data() == b""
+    assert again.headers["ETag"] == etag and again.headers["Cache-Control"] == first.headers["Cache-Control"]
+
+
+def test_a_weakened_etag_still_revalidates(client: Any, add_product: Any) -> None:
+    # CloudFront turns a strong ETag weak when it compresses the body; revalidation through it must still match.
+    pid = add_product()
+    etag = _etag(client.get(f"/api/products/{pid}"))
+    assert client.get(f"/api/products/{pid}", headers={"If-None-Match": f"W/{etag}"}).status_code == 304
+
+
+def test_a_cache_hit_and_a_miss_carry_the_same_etag(client: Any, add_product: Any) -> None:
+    pid = add_product()
+    miss, hit = client.get(f"/api/products/{pid}"), client.get(f"/api/products/{pid}")
+    assert (miss.headers["X-Cache"], hit.headers["X-Cache"]) == ("miss", "hit")
+    assert _etag(miss) == _etag(hit) and miss.get_data() == hit.get_data()
+
+
+def test_a_changed_product_answers_an_old_etag_with_the_new_body(client: Any, add_product: Any) -> None:
+    pid = add_product(stock=1)
+    etag = _etag(client.get(f"/api/products/{pid}"))
+    client.put(f"/api/admin/products/{pid}/stock", json={"stock": 2}, headers=AUTH)
+    changed = client.get(f"/api/products/{pid}", headers={"If-None-Match": etag})
+    assert changed.status_code == 200 and changed.json["stock"] == 2 and changed.headers["ETag"] != etag
+
+
+def test_product_list_is_public_with_an_etag_and_revalidates_to_304(client: Any, add_product: Any) -> None:
+    category = f"cat-{time.time_ns()}"
+    add_product(category=category)
+    first = client.get(f"/api/products?category={category}")
+    assert first.headers["Cache-Control"] == f"public, max-age={contract.PRODUCT_CACHE_TTL_SECONDS}"
+    again = client.get(f"/api/products?category={category}", headers={"If-None-Match": _etag(first)})
+    assert again.status_code == 304
+
+
+@pytest.mark.parametrize("path", ["/api/products/999999999", "/api/products?per_page=1000"])
+def test_product_read_errors_are_never_stored(client: Any, path: str) -> None:
+    resp = client.get(path)
+    assert resp.status_code in (400, 404) and resp.headers["Cache-Control"] == "no-store"
+    assert "ETag" not in resp.headers

@@ -1,15 +1,20 @@
-"""The database pools: liveness checks only where a connection may have gone bad."""
+"""The database pools: liveness checks only where a connection may have gone bad, a current IAM token per new
+connection, connections recycled in time."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
+import psycopg
 import pytest
 from psycopg_pool import ConnectionPool
 
-from app import data
+from app import contract, data, db_login
 from app.data import Database
+from app.db_login import TOKEN_REUSE_SECONDS, IamTokens
+from app.settings import Settings
+from stack_config.schema import DatabaseConfig
 
 
 @pytest.fixture
@@ -99,3 +104,44 @@ def test_open_waits_for_the_minimum_connections_without_closing_the_pool_when_th
         assert not unreachable.writer.closed  # still connecting in the background
     finally:
         unreachable.close()
+
+
+def test_each_new_pool_connection_signs_in_with_a_current_iam_token(make_settings: Any, monkeypatch: Any) -> None:
+    signed: list[str] = []
+    now = [0.0]
+
+    def signer(host: str, port: int, user: str) -> str:
+        signed.append(user)
+        return f"token-{len(signed)}"
+
+    monkeypatch.setitem(db_login._tokens_by_region, "eu-west-2", IamTokens(signer, clock=lambda: now[0]))
+    presented: list[object] = []
+    real_connect = psycopg.Connection.connect
+
+    def recording_connect(cls: Any, conninfo: str = "", **kwargs: Any) -> Any:
+        presented.append(kwargs.get("password"))
+        return real_connect(conninfo, **kwargs)
+
+    monkeypatch.setattr(psycopg.Connection, "connect", classmethod(recording_connect))
+    settings = make_settings(
+        db_login=contract.DB_LOGIN_IAM, db_sslmode="require", aws_region="eu-west-2", db_pool_max=2
+    )
+    # Local PostgreSQL has no TLS and trusts loopback: the token is presented, not checked.
+    db = Database(settings.model_copy(update={"db_sslmode": "disable"}))
+    db.open(ready_within=5)
+    try:
+        now[0] += TOKEN_REUSE_SECONDS  # the first token is due for renewal when the pool grows
+        with db.writer.connection(), db.writer.connection():
+            pass
+    finally:
+        db.close()
+    assert presented == ["token-1", "token-2"]
+    assert signed == [contract.DB_APP_USER] * 2
+
+
+def test_pool_connections_are_recycled_before_rds_proxy_drops_them() -> None:
+    proxy_idle_timeout = DatabaseConfig.model_fields["proxy_idle_client_timeout_seconds"].default
+    db = Database(Settings(db_pool_max=1))
+    assert db.writer.max_idle == data.POOL_MAX_IDLE_SECONDS < proxy_idle_timeout
+    # IAM is checked at sign-in only: a role that lost `rds-db:connect` keeps a connection this long at most.
+    assert db.writer.max_lifetime == data.POOL_MAX_LIFETIME_SECONDS <= 3600

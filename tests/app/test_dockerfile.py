@@ -40,4 +40,6 @@ def test_dockerfile_matches_the_contract() -> None:
     assert f"127.0.0.1:{contract.API_PORT}{contract.HEALTH_LIVE_PATH}" in text
     assert f"CMD {json.dumps(list(contract.API_COMMAND))}" in text
     assert re.search(r"^USER 10001", text, re.M)
-    assert "uv sync --frozen" in text and "AS worker" in text
+    assert "uv sync --frozen" in text
+    for target in (contract.API_IMAGE_TARGET, contract.WORKER_IMAGE_TARGET):
+        assert re.search(rf"^FROM \S+ AS {target}$", text, re.M), f"the stage the {target} image builds"

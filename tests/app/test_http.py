@@ -5,6 +5,7 @@ from typing import Any
 
 import pytest
 
+from app import contract
 from tests.app.conftest import free_port
 
 
@@ -21,8 +22,15 @@ def test_wrong_method_is_a_405_problem_with_allow(client: Any) -> None:
 
 
 def test_oversized_body_is_413(client: Any) -> None:
-    resp = client.post("/api/user/sessions", data="x" * (70 * 1024), content_type="application/json")
+    resp = client.post(
+        "/api/user/sessions", data="x" * (contract.MAX_REQUEST_BYTES + 1), content_type="application/json"
+    )
     assert resp.status_code == 413 and resp.mimetype == "application/problem+json"
+
+
+@pytest.mark.parametrize("path", ["/api/config", "/api/user/me", "/health/ready"])
+def test_answers_other_than_product_reads_are_never_stored(client: Any, path: str) -> None:
+    assert client.get(path).headers["Cache-Control"] == "no-store"
 
 
 def test_non_json_body_is_415(client: Any) -> None:

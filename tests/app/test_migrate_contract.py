@@ -41,9 +41,9 @@ def test_migrations_are_safe_to_run_twice_and_concurrently() -> None:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def test_cli_migrate_uses_the_contract_setting_names(database: str) -> None:
-    env = {**os.environ, contract.DB_NAME: database, contract.DB_WRITER_HOST: "127.0.0.1", contract.DB_USER: "postgres"}
-    out = subprocess.run(
+def run_migrate(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`app migrate` as the init container runs it: a process of its own with only these settings."""
+    return subprocess.run(
         [sys.executable, "-c", "from app.cli import main; main()", "migrate"],
         env=env,
         cwd=REPO,
@@ -52,8 +52,42 @@ def test_cli_migrate_uses_the_contract_setting_names(database: str) -> None:
         timeout=60,
         check=False,
     )
+
+
+def test_cli_migrate_uses_the_contract_setting_names(database: str) -> None:
+    env = {**os.environ, contract.DB_NAME: database, contract.DB_WRITER_HOST: "127.0.0.1", contract.DB_USER: "postgres"}
+    out = run_migrate(env)
     assert out.returncode == 0, out.stderr
     assert "migrations applied: 0" in out.stdout
+
+
+def test_cli_migrate_signs_in_as_the_master_from_its_secret_where_the_app_cannot(moto: Any) -> None:
+    """As in AWS: DB_USER is the app's role (which may not create tables) on an endpoint migrations do not use;
+    `app migrate` signs in as the user the master secret names, on DB_MIGRATION_HOST."""
+    master = json.dumps({"username": "postgres", "password": "unused-by-trust-auth"})
+    arn = moto.client("secretsmanager").create_secret(Name=f"rds!cluster-{uuid.uuid4().hex[:8]}", SecretString=master)
+    name = f"app_mig_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(**PG, dbname="postgres", autocommit=True) as conn:  # type: ignore[arg-type]
+        conn.execute(f'CREATE DATABASE "{name}"')
+    env = {
+        **os.environ,
+        contract.DB_NAME: name,
+        contract.DB_WRITER_HOST: "127.0.0.2",  # the proxy's place: nothing listens there
+        contract.DB_USER: contract.DB_APP_USER,
+        contract.DB_MIGRATION_HOST: "127.0.0.1",
+        contract.DB_MIGRATION_MASTER_ARN: arn["ARN"],
+        contract.AWS_ENDPOINT_URL: moto.url,
+    }
+    try:
+        out = run_migrate(env)
+        assert out.returncode == 0, out.stderr
+        assert f"migrations applied: {len(migrations())}" in out.stdout
+        with psycopg.connect(**PG, dbname=name) as conn:  # type: ignore[arg-type]
+            owners = conn.execute("SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public'").fetchall()
+        assert owners == [("postgres",)]
+    finally:
+        with psycopg.connect(**PG, dbname="postgres", autocommit=True) as conn:  # type: ignore[arg-type]
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def test_contract_module_imports_nothing_heavy() -> None:

@@ -23,7 +23,7 @@ from components.service import (
 )
 from stack_config.loader import parse_platform_config
 from stack_config.schema import PlatformConfig
-from tests.support import config_for
+from tests.support import REPO, config_for
 
 NAMING = Naming("platform", "test", "prod", {"owner": "team"})
 QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:platform-test-orders"
@@ -88,7 +88,7 @@ def services(cfg: PlatformConfig) -> dict[str, FargateService]:
         "az_count": cfg.az_count,
         "cluster": cluster,
         "subnet_ids": ["subnet-p1", "subnet-p2", "subnet-p3"],
-        "image_context": "app",
+        "image_context": REPO,
         "dependencies": [Dependency("database", DB_SG, 5432), Dependency("cache", CACHE_SG, 6379)],
         "secret_arns": [SECRET_ARN],
         "decrypt_key_arns": ["arn:aws:kms:us-east-1:123456789012:key/data"],
@@ -101,6 +101,7 @@ def services(cfg: PlatformConfig) -> dict[str, FargateService]:
             security_group=groups.groups["api"],
             container=ContainerSpec(
                 command=["gunicorn", "app.http:create_app()"],
+                image_target="api",
                 health_check_command=["CMD", "python", "-m", "app.healthcheck"],
                 stop_timeout_seconds=45,
                 user="10001:10001",
@@ -111,11 +112,11 @@ def services(cfg: PlatformConfig) -> dict[str, FargateService]:
             log_group_name="/platform/test/api",
             task_statements=[Statement("SendOrders", ("sqs:SendMessage",), [QUEUE_ARN])],
             load_balancing=LoadBalancing(
-                target_group_arn=lb.target_group.arn,
-                resource_label=pulumi.Output.concat(lb.alb.arn_suffix, "/", lb.target_group.arn_suffix),
+                alb=lb.alb,
+                target_group=lb.target_group,
+                listener_rule=lb.forward_rule,
                 alb_security_group_id=lb.security_group.id,
-                alternate_target_group_arn=lb.alternate_target_group.arn if lb.alternate_target_group else None,
-                production_listener_rule_arn=lb.forward_rule.arn,
+                alternate_target_group=lb.alternate_target_group,
             ),
             rollback_alarm_names=["platform-test-alb-5xx"],
             **common,  # type: ignore[arg-type]
@@ -129,6 +130,7 @@ def services(cfg: PlatformConfig) -> dict[str, FargateService]:
             security_group=groups.groups["worker"],
             container=ContainerSpec(
                 command=["app", "worker"],
+                image_target="worker",
                 health_check_command=["CMD", "app", "health"],
                 stop_timeout_seconds=120,
                 user="10001:10001",

@@ -11,7 +11,7 @@ from components.cache import Cache, CacheArgs, parameter_group_family
 from components.naming import BACKUP_TAG, Naming
 from platformctl.plan import SECRET_MASK, Plan, PlannedResource, run_program
 from stack_config.schema import CacheConfig
-from tests.support import PROJECT, by_name
+from tests.support import PROJECT, by_name, config_for, plan_with
 
 REPLICATION_GROUP = "aws:elasticache/replicationGroup:ReplicationGroup"
 PARAMETER_GROUP = "aws:elasticache/parameterGroup:ParameterGroup"
@@ -23,30 +23,30 @@ APP_SGS = ["sg-0app0api000000001", "sg-0app0worker000002"]
 KNOWN_TOKEN = "known-token-given-in-plain-text-0123456789"
 
 
+def direct_cache(naming: Naming) -> None:
+    """The component alone, given app security groups and a plain-text token, on Redis OSS 7.1."""
+    config: dict[str, Any] = {"engine": "redis", "engineVersion": "7.1", "evictionPolicy": "allkeys-lru"}
+    Cache(
+        "cache",
+        CacheArgs(
+            config=CacheConfig.model_validate({**config, "replicaCount": 2}),
+            naming=naming,
+            vpc_id="vpc-0test",
+            subnet_ids=["subnet-a", "subnet-b"],
+            zones=["us-east-1a", "us-east-1b"],
+            app_security_group_ids=APP_SGS,
+            data_key_arn="arn:aws:kms:us-east-1:123456789012:key/data-key",
+            logs_key_arn="arn:aws:kms:us-east-1:123456789012:key/logs-key",
+            log_retention_days=30,
+            auth_token=KNOWN_TOKEN,
+            auth_token_secret_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:auth-AbCdEf",
+        ),
+    )
+
+
 @pytest.fixture(scope="module")
 def direct_plan() -> Plan:
-    """The component alone, given app security groups and a plain-text token, on Redis OSS 7.1."""
-
-    def program() -> None:
-        config: dict[str, Any] = {"engine": "redis", "engineVersion": "7.1", "evictionPolicy": "allkeys-lru"}
-        Cache(
-            "cache",
-            CacheArgs(
-                config=CacheConfig.model_validate({**config, "replicaCount": 2}),
-                naming=Naming(PROJECT, "test", "prod"),
-                vpc_id="vpc-0test",
-                subnet_ids=["subnet-a", "subnet-b"],
-                zones=["us-east-1a", "us-east-1b"],
-                app_security_group_ids=APP_SGS,
-                data_key_arn="arn:aws:kms:us-east-1:123456789012:key/data-key",
-                logs_key_arn="arn:aws:kms:us-east-1:123456789012:key/logs-key",
-                log_retention_days=30,
-                auth_token=KNOWN_TOKEN,
-                auth_token_secret_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:auth-AbCdEf",
-            ),
-        )
-
-    return run_program(program, project=PROJECT, stack="test")
+    return run_program(lambda: direct_cache(Naming(PROJECT, "test", "prod")), project=PROJECT, stack="test")
 
 
 def group(plan: Plan) -> PlannedResource:
@@ -185,3 +185,26 @@ def test_the_stack_exports_endpoints_and_the_component_its_ids(prod_plan: Plan) 
     component = by_name(prod_plan, "cache")
     assert component.outputs["replication_group_id"] == "platform-prod-cache"
     assert component.outputs["member_cluster_ids"] == [f"platform-prod-cache-00{n}" for n in (1, 2, 3)]
+
+
+def test_a_replication_group_id_over_40_characters_is_an_error_not_a_refused_create() -> None:
+    # ElastiCache takes 1 to 40 characters; `platform-customer-facing-production-eu-cache` has 44.
+    long_stack = "customer-facing-production-eu"
+    with pytest.raises(
+        ValueError, match=r"'platform-customer-facing-production-eu-cache' is 44 characters; AWS allows 40"
+    ):
+        run_program(lambda: direct_cache(Naming(PROJECT, long_stack, "prod")), project=PROJECT, stack=long_stack)
+
+
+def test_changing_the_eviction_policy_updates_the_parameter_group_in_place() -> None:
+    # ElastiCache cannot change a parameter group's name, family or description (Terraform marks them
+    # ForceNew): a change there replaces the group, and the replacement's create is refused while the
+    # old group still holds the same name. Only the parameter itself may follow the config.
+    replaced_on = ("name", "family", "description")
+    groups = [
+        plan_with(config_for("staging", cache={"evictionPolicy": policy}), stack="staging").of_type(PARAMETER_GROUP)
+        for policy in ("volatile-lru", "allkeys-lfu")
+    ]
+    (before,), (after,) = groups
+    assert {key: before.inputs[key] for key in replaced_on} == {key: after.inputs[key] for key in replaced_on}
+    assert after.inputs["parameters"] == [{"name": "maxmemory-policy", "value": "allkeys-lfu"}]

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pulumi_aws as aws
 import pytest
 
+from app import contract
 from components.database import Database, DatabaseArgs, parameter_group_family
 from components.iam import Account
 from components.naming import BACKUP_TAG, Naming
@@ -213,32 +215,36 @@ def test_the_parameter_group_family_follows_the_engine_major(no_reader_plan: Pla
     assert group.inputs["family"] == "aurora-postgresql16"
 
 
-def test_the_proxy_requires_tls_and_reads_the_managed_master_secret(prod_plan: Plan) -> None:
+def test_the_proxy_requires_tls_and_iam_end_to_end_with_no_password_to_go_stale(prod_plan: Plan) -> None:
     (proxy,) = prod_plan.of_type(PROXY)
-    secret_arn = cluster(prod_plan).outputs["masterUserSecrets"][0]["secretArn"]
     assert proxy.inputs["requireTls"] is True
     assert proxy.inputs["engineFamily"] == "POSTGRESQL"
-    (auth,) = proxy.inputs["auths"]
-    assert auth["authScheme"] == "SECRETS"
-    assert auth["secretArn"] == secret_arn
-    assert auth["iamAuth"] == "DISABLED"  # tasks use the secret's password, injected by ECS
+    # Clients sign in with IAM tokens and the proxy signs in to Aurora with IAM as the same user: no secret
+    # whose rotation (every 7 days for the RDS-managed master secret) could lock the tasks out.
+    assert proxy.inputs["defaultAuthScheme"] == "IAM_AUTH"
+    assert proxy.outputs["defaultAuthScheme"] == "IAM_AUTH"
+    assert "auths" not in proxy.inputs
+    assert cluster(prod_plan).inputs["iamDatabaseAuthenticationEnabled"] is True
     assert sorted(proxy.inputs["vpcSubnetIds"]) == sorted(isolated_subnet_ids(prod_plan))
-    assert prod_plan.outputs["database_secret_arn"] == secret_arn
+    assert prod_plan.outputs["database_secret_arn"] == cluster(prod_plan).outputs["masterUserSecrets"][0]["secretArn"]
 
 
-def test_the_proxy_role_reads_only_that_secret_and_decrypts_only_with_the_data_key(prod_plan: Plan) -> None:
+def test_the_proxy_role_may_sign_in_to_the_cluster_as_the_app_user_only(prod_plan: Plan) -> None:
     (proxy,) = prod_plan.of_type(PROXY)
     role = by_name(prod_plan, "database-proxy-role")
     assert proxy.inputs["roleArn"] == role.outputs["arn"]
     trust = json.loads(role.inputs["assumeRolePolicy"])["Statement"][0]
     assert trust["Principal"] == {"Service": "rds.amazonaws.com"}
-    statements = json.loads(by_name(prod_plan, "database-proxy-policy").inputs["policy"])["Statement"]
+    policy = by_name(prod_plan, "database-proxy-policy")
+    statements = json.loads(policy.inputs["policy"])["Statement"]
     granted = {(tuple(s["Action"]), tuple(s["Resource"])) for s in statements}
-    secret_arn = cluster(prod_plan).outputs["masterUserSecrets"][0]["secretArn"]
+    resource_id = cluster(prod_plan).outputs["clusterResourceId"]
+    assert resource_id.startswith("cluster-")
     assert granted == {
-        (("secretsmanager:GetSecretValue",), (secret_arn,)),
-        (("kms:Decrypt",), (data_key(prod_plan),)),
+        (("rds-db:connect",), (f"arn:aws:rds-db:us-east-1:123456789012:dbuser:{resource_id}/{contract.DB_APP_USER}",))
     }
+    # The proxy starts with its permission in place.
+    assert policy.urn in proxy.dependencies
 
 
 def test_the_proxy_pools_onto_the_cluster_with_a_read_only_endpoint(prod_plan: Plan) -> None:
@@ -298,11 +304,105 @@ def test_the_stack_exports_the_endpoints_and_the_component_its_ids(prod_plan: Pl
     assert component.outputs["port"] == 5432
 
 
-def test_clients_sign_in_to_the_proxy_with_iam_as_the_proxy_user(prod_plan: Plan) -> None:
-    (proxy,) = prod_plan.of_type(PROXY)
+def proxy_connect_arn(plan: Plan) -> str:
+    (proxy,) = plan.of_type(PROXY)
     proxy_id = proxy.outputs["arn"].rsplit(":", 1)[1]
     assert proxy_id.startswith("prx-")
-    component = by_name(prod_plan, "database")
-    assert component.outputs["proxy_connect_arn"] == (
-        f"arn:aws:rds-db:us-east-1:123456789012:dbuser:{proxy_id}/{cluster(prod_plan).inputs['masterUsername']}"
-    )
+    return f"arn:aws:rds-db:us-east-1:123456789012:dbuser:{proxy_id}/{contract.DB_APP_USER}"
+
+
+def test_clients_sign_in_to_the_proxy_with_iam_as_the_app_user_not_the_master(prod_plan: Plan) -> None:
+    assert by_name(prod_plan, "database").outputs["proxy_connect_arn"] == proxy_connect_arn(prod_plan)
+    assert cluster(prod_plan).inputs["masterUsername"] != contract.DB_APP_USER
+
+
+def task_policy(plan: Plan, service: str) -> list[dict[str, Any]]:
+    return list(json.loads(by_name(plan, f"{service}-task-policy").inputs["policy"])["Statement"])
+
+
+def containers(plan: Plan, service: str) -> dict[str, dict[str, Any]]:
+    definitions = json.loads(by_name(plan, f"{service}-task").inputs["containerDefinitions"])
+    return {c["name"]: c for c in definitions}
+
+
+def environment(container: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in container.get("environment", [])}
+
+
+@pytest.mark.parametrize("stack", ["prod_plan", "staging_plan"])
+def test_task_roles_may_connect_through_the_proxy_as_the_app_user_and_no_other(
+    stack: str, request: pytest.FixtureRequest
+) -> None:
+    plan: Plan = request.getfixturevalue(stack)
+    for service in ("api", "worker"):
+        connect = [s for s in task_policy(plan, service) if any(a.startswith("rds-db:") for a in s["Action"])]
+        assert [(s["Action"], s["Resource"]) for s in connect] == [(["rds-db:connect"], [proxy_connect_arn(plan)])]
+    # No other role may sign in to the database: the proxy's own role signs in to the cluster, as the app user.
+    granting = {
+        resource.name
+        for resource in plan.of_type("aws:iam/rolePolicy:RolePolicy")
+        if "rds-db:" in resource.inputs["policy"]
+    }
+    assert granting == {"api-task-policy", "worker-task-policy", "database-proxy-policy"}
+
+
+@pytest.mark.parametrize("service", ["api", "worker"])
+def test_app_containers_sign_in_with_iam_over_tls_and_get_no_database_password(prod_plan: Plan, service: str) -> None:
+    secret_arn = prod_plan.outputs["database_secret_arn"]
+    for name, container in containers(prod_plan, service).items():
+        if name == "otel-collector":
+            continue
+        assert contract.DB_PASSWORD not in {s["name"] for s in container.get("secrets", [])}, name
+        assert not any(s["valueFrom"].startswith(secret_arn) for s in container.get("secrets", [])), name
+        env = environment(container)
+        assert env[contract.DB_LOGIN] == contract.DB_LOGIN_IAM, name
+        assert env[contract.DB_SSLMODE] in ("require", "verify-ca", "verify-full"), name
+        assert env[contract.DB_USER] == contract.DB_APP_USER, name
+        assert env[contract.DB_WRITER_HOST] == prod_plan.outputs["database_proxy_endpoint"], name
+    # ECS itself no longer reads the master secret to start a task.
+    execution = json.loads(by_name(prod_plan, f"{service}-execution-secrets").inputs["policy"])["Statement"]
+    assert not any(secret_arn in s["Resource"] for s in execution)
+
+
+def test_only_the_api_migrates_as_the_master_reading_its_password_when_it_connects(prod_plan: Plan) -> None:
+    secret_arn = prod_plan.outputs["database_secret_arn"]
+    init = environment(containers(prod_plan, "api")["init"])
+    assert init[contract.DB_MIGRATION_HOST] == cluster(prod_plan).outputs["endpoint"]
+    assert init[contract.DB_MIGRATION_MASTER_ARN] == secret_arn
+    reads_secret = [s for s in task_policy(prod_plan, "api") if secret_arn in s["Resource"]]
+    assert [(s["Action"], s["Resource"]) for s in reads_secret] == [(["secretsmanager:GetSecretValue"], [secret_arn])]
+    assert not any(secret_arn in s["Resource"] for s in task_policy(prod_plan, "worker"))
+    assert contract.DB_MIGRATION_MASTER_ARN not in environment(containers(prod_plan, "worker")["worker"])
+    # The API's tasks reach Aurora's writer directly (the proxy admits IAM users only); the worker's do not.
+    cluster_sg = by_name(prod_plan, "database-sg").id
+    egress = {r.name: r.inputs for r in prod_plan.of_type(EGRESS)}
+    assert egress["api-to-aurora-writer"]["referencedSecurityGroupId"] == cluster_sg
+    assert egress["api-to-aurora-writer"]["fromPort"] == egress["api-to-aurora-writer"]["toPort"] == 5432
+    worker_sg = by_name(prod_plan, "app-worker").id
+    assert not [
+        r
+        for r in egress.values()
+        if r["securityGroupId"] == worker_sg and r.get("referencedSecurityGroupId") == cluster_sg
+    ]
+
+
+@pytest.mark.parametrize(("auto_minor", "ignored"), [(True, ["engineVersion"]), (False, [])])
+def test_a_minor_upgrade_aws_applied_is_never_sent_back_as_a_downgrade(
+    auto_minor: bool, ignored: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RDS refuses `17.x -> 17.4` ("Cannot upgrade aurora-postgresql from 17.x to 17.4"): once it upgrades the
+    minor on its own, the pinned version must not be re-sent."""
+    seen: dict[str, object] = {}
+    for resource_class in (aws.rds.Cluster, aws.rds.ClusterInstance):
+        original = resource_class.__init__
+
+        def capturing(self: Any, resource_name: str, *args: Any, _original: Any = original, **kwargs: Any) -> None:
+            seen[resource_name] = kwargs["opts"].ignore_changes
+            _original(self, resource_name, *args, **kwargs)
+
+        monkeypatch.setattr(resource_class, "__init__", capturing)
+    plan = build_direct(autoMinorVersionUpgrade=auto_minor)
+    assert all(i.inputs["autoMinorVersionUpgrade"] is auto_minor for i in plan.of_type(INSTANCE))
+    assert seen == {
+        name: ignored for name in ("database-cluster", "database-writer", "database-reader-1", "database-reader-2")
+    }

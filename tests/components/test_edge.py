@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
+from app import contract
+from components import edge as edge_layer
 from platformctl.plan import SECRET_MASK, Plan, PlannedResource, run_program
 from tests.components import request_path
+from tests.support import by_name
 
 
 def _plan(**overrides: object) -> Plan:
@@ -26,26 +30,61 @@ def distribution(plan: Plan) -> PlannedResource:
 
 
 def cache_policy(plan: Plan, policy_id: str) -> dict[str, object]:
-    (policy,) = [p for p in plan.of_type("aws:cloudfront/cachePolicy:CachePolicy") if p.id == policy_id]
-    return policy.inputs
+    policies = [p for p in plan.of_type("aws:cloudfront/cachePolicy:CachePolicy") if p.id == policy_id]
+    assert len(policies) == 1, f"cache policy {policy_id} is not one this stack creates (an AWS managed one?)"
+    return policies[0].inputs
 
 
-def test_four_cache_behaviours_with_the_seeds_ttls(plan: Plan) -> None:
+def behaviour_for(plan: Plan, path: str) -> dict[str, object]:
+    """The cache behaviour CloudFront applies to a request path: the first pattern that matches, else the default.
+
+    Path patterns are case-sensitive; `*` matches any run of characters (slashes too), `?` exactly one.
+    """
+    for behaviour in distribution(plan).inputs["orderedCacheBehaviors"]:
+        pattern = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in behaviour["pathPattern"])
+        if re.fullmatch(pattern, path):
+            return dict(behaviour)
+    return dict(distribution(plan).inputs["defaultCacheBehavior"])
+
+
+def test_cache_behaviours_static_products_and_uncached_api(plan: Plan) -> None:
     behaviours = {b["pathPattern"]: b for b in distribution(plan).inputs["orderedCacheBehaviors"]}
-    assert list(behaviours) == ["/static/*", "/api/products/*", "/api/user/*", "/api/checkout/*"]
+    assert list(behaviours) == ["/static/*", "/api/products", "/api/products/*", "/api/user/*", "/api/checkout/*"]
     static = cache_policy(plan, behaviours["/static/*"]["cachePolicyId"])
     assert (static["defaultTtl"], static["maxTtl"]) == (31_536_000, 31_536_000)
     assert behaviours["/static/*"]["compress"] is True and behaviours["/static/*"]["targetOriginId"] == "assets"
-    products = cache_policy(plan, behaviours["/api/products/*"]["cachePolicyId"])
-    assert (products["defaultTtl"], products["maxTtl"]) == (300, 300)
-    key = products["parametersInCacheKeyAndForwardedToOrigin"]
-    assert key["queryStringsConfig"]["queryStringBehavior"] == "all"
     for path in ("/api/user/*", "/api/checkout/*"):
         assert behaviours[path]["cachePolicyId"] == "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"  # CachingDisabled
         assert behaviours[path]["originRequestPolicyId"] == "216adef6-5c7f-47e4-b989-5492eafa07d3"  # AllViewer
     default = distribution(plan).inputs["defaultCacheBehavior"]
     assert default["cachePolicyId"] == "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
     assert all(b["viewerProtocolPolicy"] == "redirect-to-https" for b in [default, *behaviours.values()])
+
+
+@pytest.mark.parametrize("path", ["/api/products", "/api/products/42"])
+def test_product_list_and_items_are_cached_for_the_contract_ttl(plan: Plan, path: str) -> None:
+    behaviour = behaviour_for(plan, path)
+    assert behaviour["targetOriginId"] == "alb"
+    products = cache_policy(plan, str(behaviour["cachePolicyId"]))
+    ttl = contract.PRODUCT_CACHE_TTL_SECONDS
+    assert (products["minTtl"], products["defaultTtl"], products["maxTtl"]) == (0, ttl, ttl)
+
+
+def test_products_cache_key_is_the_list_parameters_and_origin(plan: Plan) -> None:
+    products = cache_policy(plan, str(behaviour_for(plan, "/api/products")["cachePolicyId"]))
+    key = products["parametersInCacheKeyAndForwardedToOrigin"]
+    assert key["queryStringsConfig"] == {
+        "queryStringBehavior": "whitelist",
+        "queryStrings": {"items": list(contract.PRODUCT_LIST_QUERY_PARAMETERS)},
+    }
+    assert len(contract.PRODUCT_LIST_QUERY_PARAMETERS) <= 10  # CloudFront: query strings per cache policy
+    assert key["headersConfig"] == {"headerBehavior": "whitelist", "headers": {"items": ["Origin"]}}
+    assert key["cookiesConfig"]["cookieBehavior"] == "none"
+
+
+@pytest.mark.parametrize("path", ["/api/admin/products", "/api/productsexport", "/API/products"])
+def test_other_paths_are_not_cached_as_product_reads(plan: Plan, path: str) -> None:
+    assert behaviour_for(plan, path)["cachePolicyId"] == "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"  # CachingDisabled
 
 
 def test_viewers_tls12_http3_price_class_and_logging(plan: Plan) -> None:
@@ -89,6 +128,7 @@ def test_waf_acl_has_the_managed_groups_and_rate_rule_and_logs(plan: Plan) -> No
     }
     assert "block" in rate["action"]
     assert len({rule["priority"] for rule in acl.inputs["rules"]}) == len(rules)
+    assert rate["priority"] < rules["body-size-limit"]["priority"] < rules["AWSManagedRulesCommonRuleSet"]["priority"]
     assert distribution(plan).inputs["webAclId"] == acl.outputs["arn"]
     (logging,) = plan.of_type("aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration")
     (log_group,) = [g for g in plan.of_type("aws:cloudwatch/logGroup:LogGroup") if g.name == "edge-waf-logs"]
@@ -123,3 +163,41 @@ def test_latency_records_when_a_region_is_named() -> None:
         assert record.inputs["setIdentifier"] == "us-east-1"
         assert record.inputs["latencyRoutingPolicies"] == [{"region": "us-east-1"}]
         assert record.inputs["healthCheckId"] == check.id
+
+
+def test_waf_blocks_bodies_over_the_app_limit_and_inspects_all_it_lets_through(plan: Plan) -> None:
+    (acl,) = plan.of_type("aws:wafv2/webAcl:WebAcl")
+    rules = {rule["name"]: rule for rule in acl.inputs["rules"]}
+    size_rule = rules["body-size-limit"]
+    assert "block" in size_rule["action"]
+    assert size_rule["statement"]["sizeConstraintStatement"] == {
+        "comparisonOperator": "GT",
+        "size": contract.MAX_REQUEST_BYTES,
+        # A body past the inspection limit reaches WAF truncated: only MATCH keeps it from passing as small.
+        "fieldToMatch": {"body": {"oversizeHandling": "MATCH"}},
+        "textTransformations": [{"priority": 0, "type": "NONE"}],
+    }
+    inspected = acl.inputs["associationConfig"]["requestBodies"][0]["cloudfront"]["defaultSizeInspectionLimit"]
+    assert int(inspected.removeprefix("KB_")) * 1024 >= contract.MAX_REQUEST_BYTES
+    # The common rule set's own 8 KB body limit would refuse bodies the app accepts: it only counts.
+    common = rules["AWSManagedRulesCommonRuleSet"]["statement"]["managedRuleGroupStatement"]
+    assert common["ruleActionOverrides"] == [{"name": "SizeRestrictions_BODY", "actionToUse": {"count": {}}}]
+
+
+@pytest.mark.parametrize(
+    ("max_body", "setting"),
+    [(8 * 1024, "KB_16"), (16 * 1024, "KB_16"), (16 * 1024 + 1, "KB_32"), (64 * 1024, "KB_64")],
+)
+def test_body_inspection_is_the_smallest_setting_covering_the_app_limit(max_body: int, setting: str) -> None:
+    assert edge_layer.cloudfront_body_inspection_limit(max_body) == setting
+
+
+def test_an_app_limit_past_what_waf_can_inspect_is_refused_naming_the_constant() -> None:
+    with pytest.raises(ValueError, match=r"MAX_REQUEST_BYTES: .* at most 65536 bytes .*\(got 65537\)"):
+        edge_layer.cloudfront_body_inspection_limit(64 * 1024 + 1)
+
+
+def test_distribution_waits_for_the_logs_bucket_ownership_controls(prod_plan: Plan) -> None:
+    # Standard logging needs ACLs enabled on the bucket when the distribution is created or updated.
+    (cloudfront,) = prod_plan.of_type("aws:cloudfront/distribution:Distribution")
+    assert by_name(prod_plan, "storage-logs-ownership").urn in cloudfront.dependencies

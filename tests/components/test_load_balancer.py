@@ -1,6 +1,8 @@
-"""The ALB: CloudFront-only ingress, TLS policy, redirect, origin-secret rule, target group numbers."""
+"""The ALB: CloudFront-only HTTPS ingress, TLS policy, access logs, origin-secret rule, target group numbers."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 from pulumi.runtime import MockCallArgs
@@ -9,6 +11,9 @@ from components.load_balancer import CLOUDFRONT_ORIGIN_FACING
 from platformctl.mocks import OfflineMocks
 from platformctl.plan import SECRET_MASK, Plan, run_program
 from tests.components import request_path
+from tests.support import by_name
+
+PREFIX_LIST_LOOKUP = "aws:ec2/getManagedPrefixList:getManagedPrefixList"
 
 
 def _plan(environment: str = "prod", blue_green: bool = True) -> Plan:
@@ -21,16 +26,33 @@ def plan() -> Plan:
     return _plan()
 
 
-def test_ingress_only_from_cloudfront_on_443_and_80(plan: Plan) -> None:
-    rules = plan.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
-    assert sorted(r.inputs["fromPort"] for r in rules) == [80, 443]
-    # The mock answers each prefix-list name with its own id: this one is CloudFront's origin-facing list.
-    cloudfront = OfflineMocks().call(
-        MockCallArgs("aws:ec2/getManagedPrefixList:getManagedPrefixList", {"name": CLOUDFRONT_ORIGIN_FACING}, "")
-    )
-    for rule in rules:
-        assert rule.inputs["prefixListId"] == cloudfront["id"]
-        assert "cidrIpv4" not in rule.inputs and "cidrIpv6" not in rule.inputs
+def lookup_prefix_list(**args: Any) -> dict[str, Any]:
+    return OfflineMocks().call(MockCallArgs(PREFIX_LIST_LOOKUP, args, ""))
+
+
+def test_ingress_is_one_rule_from_cloudfront_on_443(plan: Plan) -> None:
+    """CloudFront's list weighs 55 of the group's 60 inbound rules: a second reference (port 80) is refused."""
+    (rule,) = plan.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+    assert (rule.inputs["fromPort"], rule.inputs["toPort"], rule.inputs["ipProtocol"]) == (443, 443, "tcp")
+    assert rule.inputs["prefixListId"] == lookup_prefix_list(name=CLOUDFRONT_ORIGIN_FACING)["id"]
+    assert "cidrIpv4" not in rule.inputs and "cidrIpv6" not in rule.inputs
+
+
+def test_the_mock_answers_prefix_list_lookups_with_their_real_weight() -> None:
+    cloudfront = lookup_prefix_list(name=CLOUDFRONT_ORIGIN_FACING)
+    assert (cloudfront["maxEntries"], cloudfront["addressFamily"], cloudfront["ownerId"]) == (55, "IPv4", "AWS")
+    assert lookup_prefix_list(id=cloudfront["id"])["name"] == CLOUDFRONT_ORIGIN_FACING
+    assert lookup_prefix_list(name="com.amazonaws.us-east-1.s3")["maxEntries"] == 1
+    # Like AWS, a name no list has is an error rather than an answer.
+    with pytest.raises(ValueError, match="no matching EC2 Managed Prefix List"):
+        lookup_prefix_list(name="com.amazonaws.global.cloudfront.origin-facin")
+
+
+def test_alb_waits_for_the_bucket_policy_that_lets_elb_write_its_logs(prod_plan: Plan) -> None:
+    """Enabling access logs makes ELB write a test object: without the grant in place, AWS refuses the ALB."""
+    alb = by_name(prod_plan, "load-balancer-alb")
+    assert alb.inputs["accessLogs"]["bucket"] == by_name(prod_plan, "storage-logs").outputs["bucket"]
+    assert by_name(prod_plan, "storage-logs-policy").urn in alb.dependencies
 
 
 def test_alb_drops_invalid_headers_logs_and_is_protected_in_prod(plan: Plan) -> None:
@@ -43,14 +65,12 @@ def test_alb_drops_invalid_headers_logs_and_is_protected_in_prod(plan: Plan) -> 
     assert staging_alb.inputs["enableDeletionProtection"] is False
 
 
-def test_https_listener_tls_policy_and_http_redirect(plan: Plan) -> None:
-    listeners = {listener.inputs["port"]: listener for listener in plan.of_type("aws:lb/listener:Listener")}
-    https, http = listeners[443], listeners[80]
+def test_the_only_listener_is_https_with_a_tls12_policy(plan: Plan) -> None:
+    """CloudFront connects https-only: a port-80 listener would have no client."""
+    (https,) = plan.of_type("aws:lb/listener:Listener")
+    assert (https.inputs["port"], https.inputs["protocol"]) == (443, "HTTPS")
     assert https.inputs["sslPolicy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
     assert https.inputs["defaultActions"][0]["fixedResponse"]["statusCode"] == "403"
-    (redirect,) = http.inputs["defaultActions"]
-    assert redirect["type"] == "redirect"
-    assert redirect["redirect"] == {"protocol": "HTTPS", "port": "443", "statusCode": "HTTP_301"}
 
 
 def test_only_requests_with_the_origin_secret_reach_the_api(plan: Plan) -> None:

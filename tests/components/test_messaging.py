@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 
 from platformctl.plan import Plan, PlannedResource
+from stack_config.rules import check
+from stack_config.schema import PlatformConfig
 from tests.support import by_name, config_for, plan_with
 
 QUEUE = "aws:sqs/queue:Queue"
@@ -151,3 +153,23 @@ def test_every_configured_queue_has_exactly_one_dlq(mixed_plan: Plan) -> None:
     ]
     assert len(mixed_plan.of_type(REDRIVE_ALLOW)) == 3
     assert len(mixed_plan.of_type(QUEUE_POLICY)) == 6
+
+
+def dlq_retention_problems(queue: dict[str, Any]) -> list[str]:
+    cfg = PlatformConfig.model_validate(config_for("staging", messaging={"queues": {"orders": queue}}))
+    return [problem.message for problem in check(cfg) if problem.path == "messaging.queues.orders.dlqRetentionSeconds"]
+
+
+def test_a_standard_queues_dlq_must_keep_messages_longer_than_the_queue() -> None:
+    # A standard queue's message keeps its enqueue time in the DLQ: with equal retention a message
+    # that fails on its last day would expire as it reaches the DLQ.
+    (problem,) = dlq_retention_problems({"retentionSeconds": 14 * DAY, "dlqRetentionSeconds": 14 * DAY})
+    assert problem.startswith(f"must be longer than retentionSeconds {14 * DAY}")
+    assert dlq_retention_problems({"retentionSeconds": 7 * DAY, "dlqRetentionSeconds": 7 * DAY + 1}) == []
+
+
+def test_a_fifo_queues_dlq_may_keep_messages_as_long_as_the_queue() -> None:
+    # A FIFO queue's message gets a new enqueue time when it moves to the DLQ.
+    assert dlq_retention_problems({"fifo": True, "retentionSeconds": 14 * DAY, "dlqRetentionSeconds": 14 * DAY}) == []
+    (problem,) = dlq_retention_problems({"fifo": True, "retentionSeconds": 7 * DAY, "dlqRetentionSeconds": DAY})
+    assert problem.startswith(f"must be at least retentionSeconds {7 * DAY}")

@@ -7,8 +7,14 @@ import json
 
 import pytest
 
-from platformctl.plan import Plan, PlannedResource
-from tests.support import by_name, config_for, plan_with
+from components.iam import Account
+from components.naming import Naming
+from components.network import Network, NetworkArgs
+from platformctl.plan import Plan, PlannedResource, run_program
+from stack_config.errors import StackConfigError
+from stack_config.loader import parse_platform_config
+from stack_config.schema import NetworkConfig
+from tests.support import PROJECT, by_name, config_for, plan_with
 
 SUBNET = "aws:ec2/subnet:Subnet"
 ROUTE_TABLE = "aws:ec2/routeTable:RouteTable"
@@ -45,9 +51,23 @@ def single_nat_plan() -> Plan:
 
 @pytest.fixture(scope="module")
 def no_nat_plan() -> Plan:
-    return plan_with(
-        config_for("staging", network={"natStrategy": "none"}, availabilityZones=["us-east-1c", "us-east-1d"])
-    )
+    """The component alone without NAT: the stack config refuses `none` (the tasks need egress), the
+    component still builds it."""
+
+    def program() -> None:
+        Network(
+            "network",
+            NetworkArgs(
+                config=NetworkConfig.model_validate({"natStrategy": "none"}),
+                availability_zones=["us-east-1c", "us-east-1d"],
+                naming=Naming(PROJECT, "test", "staging"),
+                account=Account.lookup("us-east-1"),
+                log_retention_days=30,
+                logs_key_arn="arn:aws:kms:us-east-1:123456789012:key/logs-key",
+            ),
+        )
+
+    return run_program(program, project=PROJECT, stack="test")
 
 
 @pytest.mark.parametrize(("stack", "az_count"), [("prod_plan", 3), ("staging_plan", 2)])
@@ -161,3 +181,28 @@ def test_stack_outputs_wire_the_mocked_ids(prod_plan: Plan) -> None:
     assert prod_plan.outputs["vpc_id"] == vpc.id
     assert prod_plan.outputs["availability_zones"] == ["us-east-1a", "us-east-1b", "us-east-1c"]
     assert sorted(prod_plan.outputs["private_subnet_ids"]) == sorted(s.id for s in subnets(prod_plan, "private"))
+
+
+def test_a_stack_without_nat_gateways_is_refused_because_its_tasks_could_not_start() -> None:
+    # Fargate pulls the ADOT collector from public.ecr.aws, which no VPC endpoint serves.
+    with pytest.raises(StackConfigError) as refused:
+        parse_platform_config(config_for("staging", network={"natStrategy": "none"}))
+    (problem,) = [str(p) for p in refused.value.problems if p.path == "network.natStrategy"]
+    assert problem.startswith("platform:network.natStrategy: Fargate tasks need a NAT gateway (single or one_per_az)")
+
+
+def test_the_flow_log_role_serves_only_this_accounts_flow_logs_with_the_permissions_aws_lists(
+    prod_plan: Plan,
+) -> None:
+    role = by_name(prod_plan, "network-flow-logs-role")
+    (trust,) = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
+    assert trust["Principal"] == {"Service": "vpc-flow-logs.amazonaws.com"}
+    # Confused-deputy protection: the service may assume the role only for this account's flow logs.
+    assert trust.get("Condition") == {
+        "StringEquals": {"aws:SourceAccount": "123456789012"},
+        "ArnLike": {"aws:SourceArn": "arn:aws:ec2:us-east-1:123456789012:vpc-flow-log/*"},
+    }
+    policy = json.loads(by_name(prod_plan, "network-flow-logs-policy").inputs["policy"])
+    actions = {action for statement in policy["Statement"] for action in statement["Action"]}
+    # AWS's minimum for a flow-log role, but CreateLogGroup: the stack creates the group itself.
+    assert actions == {"logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams", "logs:DescribeLogGroups"}

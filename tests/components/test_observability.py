@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
 
+from app import contract
 from components.naming import Naming
 from components.observability import Observability, ObservabilityArgs, alarm_name, cache_member_cluster_ids
 from platformctl.plan import Plan, PlannedResource, run_program
 from stack_config.schema import ObservabilityConfig
-from tests.support import by_name
+from tests.support import by_name, config_for, plan_with
 
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 TOPIC = "arn:aws:sns:us-east-1:123456789012:test-alerts"
 ALB_SUFFIX = "app/test-alb/50dc6c495c0c9188"
 TARGET_GROUP_SUFFIX = "targetgroup/test-api/6d0ecf831eec9f09"
+ALTERNATE_TARGET_GROUP_SUFFIX = "targetgroup/test-api-green/0a1b2c3d4e5f6a7b"
+REQUEST_PATH_ALARMS = ("alb-5xx", "target-5xx", "target-p99-latency")
+TARGET_GROUP = "aws:lb/targetGroup:TargetGroup"
 
 
 def run_observability(**watched: Any) -> Plan:
@@ -56,6 +61,15 @@ def watching_everything() -> Plan:
 
 
 @pytest.fixture(scope="module")
+def watching_blue_green() -> Plan:
+    return run_observability(
+        alb_arn_suffix=ALB_SUFFIX,
+        target_group_arn_suffix=TARGET_GROUP_SUFFIX,
+        alternate_target_group_arn_suffix=ALTERNATE_TARGET_GROUP_SUFFIX,
+    )
+
+
+@pytest.fixture(scope="module")
 def watching_nothing() -> Plan:
     return run_observability()
 
@@ -91,14 +105,123 @@ def test_alb_5xx_over_50_a_minute_for_2_periods(watching_everything: Plan) -> No
     )
 
 
+def metric_queries(inputs: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {query["id"]: query for query in inputs["metricQueries"]}
+
+
+def watched_target_groups(inputs: dict[str, Any]) -> set[str]:
+    """The target groups a request-path alarm reads (a load-balancer-level metric covers them all: "*")."""
+    metrics = [q["metric"] for q in inputs["metricQueries"] if "metric" in q] if "metricQueries" in inputs else [inputs]
+    return {metric["dimensions"].get("TargetGroup", "*") for metric in metrics}
+
+
+def evaluate(inputs: dict[str, Any], per_group: dict[str, float | None]) -> float:
+    """The value a metric math alarm compares for one period, given each target group's datapoint (None:
+    no datapoint, as CloudWatch has none for an idle group or a minute without a 5xx). Covers the functions
+    the request-path alarms use: FILL(id, 0), SUM([ids]) and MAX([ids])."""
+    values: dict[str, float | None] = {}
+    for query in inputs["metricQueries"]:
+        if "metric" in query:
+            values[query["id"]] = per_group.get(query["metric"]["dimensions"]["TargetGroup"])
+            continue
+        expression = query["expression"]
+        if fill := re.fullmatch(r"FILL\((\w+), (\d+)\)", expression):
+            value = values[fill[1]]
+            values[query["id"]] = float(fill[2]) if value is None else value
+        elif combine := re.fullmatch(r"(SUM|MAX)\(\[([\w, ]+)\]\)", expression):
+            present = [v for v in (values[name.strip()] for name in combine[2].split(",")) if v is not None]
+            values[query["id"]] = (sum if combine[1] == "SUM" else max)(present) if present else None
+        else:
+            raise AssertionError(f"unexpected expression {expression}")
+    (returned,) = [query["id"] for query in inputs["metricQueries"] if query.get("returnData")]
+    result = values[returned]
+    assert result is not None, "no datapoint: TreatMissingData would decide, not the traffic"
+    return result
+
+
+def assert_valid_metric_math_alarm(inputs: dict[str, Any]) -> None:
+    """What PutMetricAlarm accepts of an alarm on metric math: no single-metric fields beside the queries,
+    at most 10 metrics and 10 expressions, exactly one returned, ids starting with a lowercase letter,
+    standard-resolution periods, expressions naming only ids defined before them."""
+    assert not {"metricName", "namespace", "dimensions", "statistic", "extendedStatistic", "period"} & set(inputs)
+    queries = inputs["metricQueries"]
+    fetched = [q for q in queries if "metric" in q]
+    expressions = [q for q in queries if "expression" in q]
+    assert len(fetched) <= 10 and len(expressions) <= 10 and len(fetched) + len(expressions) == len(queries)
+    assert sum(bool(q.get("returnData")) for q in queries) == 1
+    seen: set[str] = set()
+    for query in queries:
+        assert re.fullmatch(r"[a-z][A-Za-z0-9_]*", query["id"]) and query["id"] not in seen
+        if "metric" in query:
+            assert query["metric"]["period"] % 60 == 0
+        else:
+            assert set(re.findall(r"\b[a-z][A-Za-z0-9_]*\b", query["expression"])) <= seen, query["expression"]
+        seen.add(query["id"])
+
+
 def test_target_5xx_and_p99_latency_watch_the_target_group(watching_everything: Plan) -> None:
-    targets = {"LoadBalancer": ALB_SUFFIX, "TargetGroup": TARGET_GROUP_SUFFIX}
     target_5xx = alarm(watching_everything, "target-5xx")
-    assert_alarm(target_5xx, "HTTPCode_Target_5XX_Count", "AWS/ApplicationELB", targets, 25, 60, 2)
+    assert_valid_metric_math_alarm(target_5xx)
+    (group,) = [q["metric"] for q in target_5xx["metricQueries"] if "metric" in q]
+    assert (group["namespace"], group["metricName"], group["stat"], group["period"]) == (
+        "AWS/ApplicationELB",
+        "HTTPCode_Target_5XX_Count",
+        "Sum",
+        60,
+    )
+    assert group["dimensions"] == {"LoadBalancer": ALB_SUFFIX, "TargetGroup": TARGET_GROUP_SUFFIX}
+    assert (target_5xx["threshold"], target_5xx["evaluationPeriods"], target_5xx["alarmActions"]) == (25, 2, [TOPIC])
+    assert target_5xx["treatMissingData"] == "notBreaching"
     latency = alarm(watching_everything, "target-p99-latency")
-    assert_alarm(latency, "TargetResponseTime", "AWS/ApplicationELB", targets, 1.0, 60, 5)
-    assert latency["extendedStatistic"] == "p99" and "statistic" not in latency
-    assert latency["datapointsToAlarm"] == 3
+    assert_valid_metric_math_alarm(latency)
+    (group,) = [q["metric"] for q in latency["metricQueries"] if "metric" in q]
+    assert (group["metricName"], group["stat"]) == ("TargetResponseTime", "p99")
+    assert (latency["threshold"], latency["evaluationPeriods"], latency["datapointsToAlarm"]) == (1.0, 5, 3)
+
+
+def test_request_path_alarms_watch_both_target_groups_with_blue_green(
+    watching_blue_green: Plan, watching_everything: Plan
+) -> None:
+    both = {TARGET_GROUP_SUFFIX, ALTERNATE_TARGET_GROUP_SUFFIX}
+    for label in REQUEST_PATH_ALARMS:
+        covered = watched_target_groups(alarm(watching_blue_green, label))
+        assert covered == {"*"} or covered == both, label
+        covered = watched_target_groups(alarm(watching_everything, label))
+        assert covered == {"*"} or covered == {TARGET_GROUP_SUFFIX}, label
+    for label in ("target-5xx", "target-p99-latency"):
+        assert_valid_metric_math_alarm(alarm(watching_blue_green, label))
+
+
+def test_errors_and_slowness_on_either_group_alone_breach(watching_blue_green: Plan) -> None:
+    target_5xx, latency = (alarm(watching_blue_green, label) for label in ("target-5xx", "target-p99-latency"))
+    blue, green = TARGET_GROUP_SUFFIX, ALTERNATE_TARGET_GROUP_SUFFIX
+    # After a swap the alternate group serves everything and the first has no datapoint at all.
+    assert evaluate(target_5xx, {green: 30}) == 30 > target_5xx["threshold"]
+    assert evaluate(target_5xx, {blue: 30}) == 30
+    # During the shift both serve: their 5xx add up.
+    assert evaluate(target_5xx, {blue: 15, green: 15}) == 30
+    assert evaluate(target_5xx, {}) == 0 <= target_5xx["threshold"]
+    # The union's p99 is above the threshold only if one group's p99 is: the slower group decides.
+    assert evaluate(latency, {blue: 0.2, green: 2.5}) == 2.5 > latency["threshold"]
+    assert evaluate(latency, {green: 0.3}) == 0.3 <= latency["threshold"]
+
+
+def test_the_program_alarms_on_every_target_group_it_creates(prod_plan: Plan, staging_plan: Plan) -> None:
+    # Prod deploys the API blue/green (two target groups); staging rolls (one).
+    for plan, groups in ((prod_plan, 2), (staging_plan, 1)):
+        suffixes = {group.outputs["arnSuffix"] for group in plan.of_type(TARGET_GROUP)}
+        assert len(suffixes) == groups
+        for label in REQUEST_PATH_ALARMS:
+            covered = watched_target_groups(by_name(plan, f"observability-{label}").inputs)
+            assert covered == {"*"} or covered == suffixes, (plan.stack, label)
+
+
+def test_every_metric_math_alarm_is_one_aws_accepts(prod_plan: Plan, staging_plan: Plan) -> None:
+    for plan in (prod_plan, staging_plan):
+        math = [a.inputs for a in plan.of_type(ALARM) if "metricQueries" in a.inputs]
+        assert len(math) >= 4  # both request-path alarms and a tasks-below-desired alarm per service
+        for inputs in math:
+            assert_valid_metric_math_alarm(inputs)
 
 
 def test_aurora_cpu_over_80_percent_for_5_minutes_on_each_instance(watching_everything: Plan) -> None:
@@ -180,11 +303,58 @@ def test_dashboard_is_built_from_the_watched_resources(watching_everything: Plan
         "metrics"
     ]
     assert {"Service CPU (%)", "Service memory (%)", "Aurora replica lag (ms)"} <= set(shown)
-    app = shown["App: circuit breaker opens and retries"]["metrics"]
-    assert [m[0]["label"] for m in app] == ["CircuitBreakerOpened", "Retries"]
-    assert "{Platform/App}" in app[0][0]["expression"]
+    app = shown["App: circuit breaker opens and worker retries"]["metrics"]
+    assert [m[0]["label"] for m in app] == ["Breaker opened", "Messages retried"]
+    assert app[0][0]["expression"] == (
+        """SEARCH('{"Platform/App",breaker,state} MetricName="BreakerTransitions" state="open"', 'Sum', 60)"""
+    )
     assert all(widget["region"] == "us-east-1" for widget in shown.values())
-    assert list(widgets(watching_nothing)) == ["App: circuit breaker opens and retries"]
+    assert all(title.startswith("App: ") for title in widgets(watching_nothing))
+
+
+def test_traffic_is_shown_per_target_group_with_blue_green(watching_blue_green: Plan) -> None:
+    traffic = widgets(watching_blue_green)["Traffic (requests)"]["metrics"]
+    groups = {line[line.index("TargetGroup") + 1] for line in traffic if "TargetGroup" in line}
+    assert groups == {TARGET_GROUP_SUFFIX, ALTERNATE_TARGET_GROUP_SUFFIX}
+
+
+SEARCH = re.compile(r"SEARCH\('\{(?P<schema>[^}]*)\} (?P<terms>[^']*)', '(?P<stat>\w+)', \d+\)")
+
+
+AppMetricUse = tuple[str, tuple[str, ...], tuple[tuple[str, str], ...]]
+
+
+def app_metrics_in_use(plan: Plan, namespace: str) -> set[AppMetricUse]:
+    """(metric name, dimension names, dimension values kept) of every dashboard line and alarm in the app's
+    namespace. A search whose schema names no dimensions matches any set: it counts as ()."""
+    used: set[AppMetricUse] = set()
+    for widget in widgets(plan).values():
+        for line in widget["metrics"]:
+            if line[0] == namespace:  # a plain line: namespace, name, dimension name/value pairs, options
+                pairs = [part for part in line[2:] if isinstance(part, str)]
+                used.add((line[1], tuple(pairs[::2]), ()))
+            expression = line[0].get("expression", "") if isinstance(line[0], dict) else ""
+            for search in SEARCH.finditer(expression):
+                space, *dimensions = [part.strip().strip('"') for part in search["schema"].split(",")]
+                if space == namespace:
+                    terms = dict(re.findall(r'(\w+)="([^"]*)"', search["terms"]))
+                    name = terms.pop("MetricName")
+                    used.add((name, tuple(dimensions), tuple(sorted(terms.items()))))
+    for alarm_inputs in (a.inputs for a in plan.of_type(ALARM)):
+        metrics = [alarm_inputs, *[q["metric"] for q in alarm_inputs.get("metricQueries", []) if "metric" in q]]
+        for metric in metrics:
+            if metric.get("namespace") == namespace:
+                used.add((metric["metricName"], tuple(metric.get("dimensions", {})), ()))
+    return used
+
+
+def test_every_app_metric_the_dashboard_and_alarms_read_is_declared_with_its_dimensions(prod_plan: Plan) -> None:
+    declared = {(m.name, tuple(sorted(m.dimensions))) for m in contract.APP_METRICS}
+    used = app_metrics_in_use(prod_plan, "Platform/App")
+    assert used, "the dashboard shows the app's own metrics"
+    for name, dimensions, kept in used:
+        assert (name, tuple(sorted(dimensions))) in declared, f"{name} {dimensions} is not what the app emits"
+        assert {key for key, _ in kept} <= set(dimensions)
 
 
 def test_sampling_rule_uses_the_configured_rate(watching_nothing: Plan, prod_plan: Plan) -> None:
@@ -193,6 +363,25 @@ def test_sampling_rule_uses_the_configured_rate(watching_nothing: Plan, prod_pla
     assert (rule.inputs["serviceName"], rule.inputs["urlPath"], rule.inputs["version"]) == ("*", "*", 1)
     (prod_rule,) = prod_plan.of_type("aws:xray/samplingRule:SamplingRule")
     assert prod_rule.inputs["fixedRate"] == 0.05
+
+
+def sample_ratios(plan: Plan) -> dict[str, str | None]:
+    """The trace sample ratio each app container is told (the ADOT sidecar records what the app sends)."""
+    ratios = {}
+    for task in plan.of_type("aws:ecs/taskDefinition:TaskDefinition"):
+        for container in json.loads(task.inputs["containerDefinitions"]):
+            if container["name"] in ("api", "worker"):
+                environment = {v["name"]: v["value"] for v in container.get("environment", [])}
+                ratios[container["name"]] = environment.get(contract.TRACE_SAMPLE_RATIO)
+    return ratios
+
+
+def test_the_app_is_told_the_configured_trace_sample_rate(prod_plan: Plan) -> None:
+    assert sample_ratios(prod_plan) == {"api": "0.05", "worker": "0.05"}
+    sampled = plan_with(config_for("staging", observability={"tracingSampleRate": 0.3}), stack="staging")
+    assert sample_ratios(sampled) == {"api": "0.3", "worker": "0.3"}
+    (rule,) = sampled.of_type("aws:xray/samplingRule:SamplingRule")
+    assert rule.inputs["fixedRate"] == 0.3
 
 
 def log_groups(plan: Plan) -> dict[str, PlannedResource]:

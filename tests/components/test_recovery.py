@@ -56,8 +56,6 @@ def test_backups_are_copied_to_the_copy_region_only_in_prod(prod_plan: Plan, sta
     assert copy_vault.inputs["kmsKeyArn"] == copy_key.outputs["arn"]
     assert copy_key.outputs["arn"].startswith("arn:aws:kms:us-west-2:")
     assert copy_key.inputs["enableKeyRotation"] is True
-    use = {s["Sid"]: s for s in json.loads(copy_key.inputs["policy"])["Statement"]}["AccountUsesThroughBackup"]
-    assert use["Condition"] == {"StringEquals": {"kms:ViaService": "backup.us-west-2.amazonaws.com"}}
     (copy,) = rule(prod_plan)["copyActions"]
     assert copy == {"destinationVaultArn": copy_vault.outputs["arn"], "lifecycle": {"deleteAfter": 35}}
     provider = by_name(prod_plan, "recovery-us-west-2")
@@ -66,6 +64,17 @@ def test_backups_are_copied_to_the_copy_region_only_in_prod(prod_plan: Plan, sta
     assert "copyActions" not in rule(staging_plan)
     assert [vault.name for vault in staging_plan.of_type(VAULT)] == ["recovery-vault"]
     assert not any(r.name.startswith("recovery-copy") for r in staging_plan.resources)
+
+
+def test_the_copy_key_lets_backup_and_rds_encrypt_copies_in_the_copy_region(prod_plan: Plan) -> None:
+    # Backup encrypts the copies it fully manages (S3) itself; an Aurora recovery point is an RDS cluster
+    # snapshot that RDS copies into the region with the copy vault's key, calling KMS through RDS there.
+    copy_key = by_name(prod_plan, "recovery-copy-key")
+    use = {s["Sid"]: s for s in json.loads(copy_key.inputs["policy"])["Statement"]}["AccountUsesThroughBackup"]
+    assert use["Condition"] == {
+        "StringEquals": {"kms:ViaService": ["backup.us-west-2.amazonaws.com", "rds.us-west-2.amazonaws.com"]}
+    }
+    assert "kms:CreateGrant" in use["Action"]
 
 
 def test_selection_takes_every_resource_tagged_for_the_stack(prod_plan: Plan) -> None:

@@ -65,7 +65,7 @@ def test_services_run_private_without_public_ips_with_circuit_breaker(prod: Plan
         inputs = resource(prod, f"{service}-service").inputs
         assert inputs["networkConfiguration"]["assignPublicIp"] is False
         assert inputs["deploymentCircuitBreaker"] == {"enable": True, "rollback": True}
-        assert inputs["enableExecuteCommand"] is True
+        assert inputs["enableExecuteCommand"] is False  # prod's default; tests/components/test_service_deployability.py
         assert inputs["availabilityZoneRebalancing"] == "ENABLED"
     api = resource(prod, "api-service").inputs
     assert api["alarms"] == {"alarmNames": ["platform-test-alb-5xx"], "enable": True, "rollback": True}
@@ -104,7 +104,12 @@ def policies(plan: Plan, service: str) -> dict[str, dict[str, Any]]:
 def test_api_scales_on_cpu_memory_and_requests_with_asymmetric_cooldowns(prod: Plan) -> None:
     api = policies(prod, "api")
     assert {k: v["targetValue"] for k, v in api.items()} == {"cpu": 70, "memory": 80, "requests": 1000}
-    assert api["requests"]["predefinedMetricSpecification"]["resourceLabel"].startswith("app/lb-alb/")
+    metrics = {m["id"]: m for m in api["requests"]["customizedMetricSpecification"]["metrics"]}
+    assert metrics["requests_per_task"]["expression"] == "(FILL(requests_0, 0) + FILL(requests_1, 0)) / tasks"
+    for group in ("requests_0", "requests_1"):
+        dimensions = {d["name"]: d["value"] for d in metrics[group]["metricStat"]["metric"]["dimensions"]}
+        assert dimensions["LoadBalancer"].startswith("app/lb-alb/")
+        assert dimensions["TargetGroup"].startswith(("targetgroup/lb-api/", "targetgroup/lb-api-green/"))
     assert all((v["scaleOutCooldown"], v["scaleInCooldown"]) == (60, 300) for v in api.values())
     (target,) = [t for t in prod.of_type("aws:appautoscaling/target:Target") if t.name == "api-scaling"]
     assert (target.inputs["minCapacity"], target.inputs["maxCapacity"]) == (6, 50)
@@ -128,7 +133,9 @@ def test_iam_is_scoped_to_this_stacks_arns(prod: Plan, service: str) -> None:
     for statement in [*statements(prod, f"{service}-task-policy"), *statements(prod, f"{service}-execution-secrets")]:
         assert all(action != "*" and not action.endswith(":*") for action in statement["Action"])
         if statement["Resource"] == ["*"]:
-            assert all(a.startswith(("xray:", "ssmmessages:")) for a in statement["Action"])
+            assert all(
+                a.startswith(("xray:", "ssmmessages:")) or a == "logs:DescribeLogGroups" for a in statement["Action"]
+            )
         else:
             assert all(":123456789012:" in arn for arn in statement["Resource"])
     task = {s["Sid"]: s for s in statements(prod, f"{service}-task-policy")}
@@ -163,7 +170,9 @@ def test_images_come_from_immutable_scanned_repositories(prod: Plan) -> None:
         assert repository.inputs["imageTagMutability"] == "IMMUTABLE"
         assert repository.inputs["imageScanningConfiguration"] == {"scanOnPush": True}
     (image,) = [r for r in prod.resources if r.type == "awsx:ecr:Image" and r.name == "api-image"]
-    assert image.inputs["context"] == "app" and image.inputs["dockerfile"] == "app/Dockerfile"
+    # Relative to the working directory, where the program and the builder both run (the repository root here).
+    assert (image.inputs["context"], image.inputs["dockerfile"]) == (".", "app/Dockerfile")
+    assert image.inputs["target"] == "api" and image.inputs["imageTag"].startswith("api-")
     assert containers(prod, "api")["api"]["image"] == image.outputs["imageUri"]
 
 

@@ -7,10 +7,12 @@ from typing import Any
 
 import pulumi
 import pytest
+from pulumi.runtime import MockCallArgs
 
 from components.iam import Account
 from components.naming import BACKUP_TAG, Naming
-from components.storage import Storage, StorageArgs
+from components.storage import ELB_ACCOUNT_REGIONS, Storage, StorageArgs
+from platformctl.mocks import ELB_ACCOUNTS, OfflineMocks
 from platformctl.plan import Plan, PlannedResource, run_program
 from tests.support import by_name
 
@@ -26,19 +28,18 @@ def rules(plan: Plan, label: str) -> dict[str, dict[str, Any]]:
     return {rule["id"]: rule for rule in by_name(plan, f"storage-{label}-lifecycle").inputs["rules"]}
 
 
-@pytest.fixture(scope="module")
-def direct_plan() -> Plan:
-    """The component alone, told which distribution reads the assets, with other retention values."""
+def storage_in(region: str) -> Plan:
+    """The component alone in `region`, told which distribution reads the assets, with other retention values."""
 
     def program() -> None:
         naming = Naming("shop", "qa", "staging")
-        account = Account(pulumi.Output.from_input("123456789012"), pulumi.Output.from_input("aws"), "eu-west-1")
+        account = Account(pulumi.Output.from_input("123456789012"), pulumi.Output.from_input("aws"), region)
         Storage(
             "storage",
             StorageArgs(
                 naming=naming,
                 account=account,
-                data_key_arn="arn:aws:kms:eu-west-1:123456789012:key/data",
+                data_key_arn=f"arn:aws:kms:{region}:123456789012:key/data",
                 access_log_retention_days=30,
                 noncurrent_version_retention_days=7,
                 cdn_distribution_arn=DISTRIBUTION_ARN,
@@ -46,6 +47,15 @@ def direct_plan() -> Plan:
         )
 
     return run_program(program, project="platform", stack="test")
+
+
+@pytest.fixture(scope="module")
+def direct_plan() -> Plan:
+    return storage_in("eu-west-1")
+
+
+def access_log_writer(plan: Plan) -> dict[str, Any]:
+    return statements(by_name(plan, "storage-logs-policy"))["LoadBalancerDeliversAccessLogs"]
 
 
 def test_buckets_are_named_per_stack_and_account(prod_plan: Plan) -> None:
@@ -104,10 +114,33 @@ def test_policies_deny_requests_without_tls(prod_plan: Plan) -> None:
 
 def test_load_balancer_may_write_access_logs_under_its_prefix_only(prod_plan: Plan) -> None:
     arn = by_name(prod_plan, "storage-logs").outputs["arn"]
-    allow = statements(by_name(prod_plan, "storage-logs-policy"))["LoadBalancerDeliversAccessLogs"]
-    assert allow["Principal"] == {"Service": "logdelivery.elasticloadbalancing.amazonaws.com"}
+    allow = access_log_writer(prod_plan)
     assert allow["Action"] == ["s3:PutObject"]
     assert allow["Resource"] == [f"{arn}/alb/AWSLogs/123456789012/*"]
+
+
+def test_in_a_region_older_than_august_2022_elbs_regional_account_writes_the_logs(
+    prod_plan: Plan, direct_plan: Plan
+) -> None:
+    """The ALB guide lists ELB's own account for us-east-1 and eu-west-1: the grant names it."""
+    assert access_log_writer(prod_plan)["Principal"] == {"AWS": "arn:aws:iam::127311923021:root"}
+    assert access_log_writer(direct_plan)["Principal"] == {"AWS": "arn:aws:iam::156460612806:root"}
+
+
+@pytest.mark.parametrize("region", ["il-central-1", "ap-southeast-4", "me-central-1"])
+def test_in_a_newer_region_the_log_delivery_service_writes_the_logs(region: str) -> None:
+    allow = access_log_writer(storage_in(region))
+    assert allow["Principal"] == {"Service": "logdelivery.elasticloadbalancing.amazonaws.com"}
+    assert allow["Resource"][0].endswith("/alb/AWSLogs/123456789012/*")
+
+
+def test_the_regions_given_elbs_account_are_those_the_lookup_answers_for() -> None:
+    """Where the program looks the account up, AWS answers; everywhere else the lookup fails, as AWS's does."""
+    assert set(ELB_ACCOUNTS) == ELB_ACCOUNT_REGIONS
+    lookup = "aws:elb/getServiceAccount:getServiceAccount"
+    assert OfflineMocks().call(MockCallArgs(lookup, {"region": "us-east-1"}, ""))["id"] == "127311923021"
+    with pytest.raises(ValueError, match="unsupported AWS Region: il-central-1"):
+        OfflineMocks().call(MockCallArgs(lookup, {"region": "il-central-1"}, ""))
 
 
 def test_cloudfront_reads_assets_through_origin_access_control(prod_plan: Plan, direct_plan: Plan) -> None:
@@ -148,3 +181,16 @@ def test_storage_exposes_what_the_edge_and_load_balancer_need(prod_plan: Plan) -
         "platform-prod-assets-123456789012.s3.us-east-1.amazonaws.com"
     )
     assert component.outputs["logs_bucket_domain_name"] == "platform-prod-logs-123456789012.s3.amazonaws.com"
+
+
+def test_a_bucket_name_s3_would_refuse_as_too_long_is_an_error_naming_the_limit() -> None:
+    def program() -> None:
+        naming = Naming("a-long-project-name", "a-long-stack-name-for-tests", "staging")
+        account = Account(pulumi.Output.from_input("123456789012"), pulumi.Output.from_input("aws"), "us-east-1")
+        Storage("storage", StorageArgs(naming, account, "arn:aws:kms:us-east-1:123456789012:key/data", 30, 7))
+
+    # 63 characters at most, 13 of them `-<account id>`: 50 are left for the name.
+    with pytest.raises(
+        ValueError, match="'a-long-project-name-a-long-stack-name-for-tests-assets' is 54 characters; AWS allows 50"
+    ):
+        run_program(program, project="platform", stack="test")

@@ -23,6 +23,7 @@ TAGS = {
     "cost-center": "cc-1",
 }
 ORIGIN_HEADER = "X-Origin-Verify"
+EXEC_AGENT_PATHS = ("/managed-agents", "/var/lib/amazon/ssm", "/var/log/amazon/ssm")
 CLOUDFRONT_PREFIX_LIST = "pl-3b927c52"
 
 
@@ -241,7 +242,7 @@ def architecture(secure: bool) -> None:
             "edge-acl-logging", resource_arn=acl.arn, log_destination_configs=[waf_logs.arn], opts=o
         )
 
-    alb_sg = aws.ec2.SecurityGroup("alb-sg", vpc_id=vpc.id, description="ALB", opts=o)
+    alb_sg = aws.ec2.SecurityGroup("alb-sg", vpc_id=vpc.id, description="ALB" if secure else "The ALB's group", opts=o)
     aws.vpc.SecurityGroupIngressRule(
         "alb-https",
         security_group_id=alb_sg.id,
@@ -252,6 +253,17 @@ def architecture(secure: bool) -> None:
         cidr_ipv4=None if secure else "0.0.0.0/0",
         opts=o,
     )
+    # Each reference to CloudFront's list weighs 55 of the group's 60 inbound rules: two overflow it.
+    for port in () if secure else (80, 8080):
+        aws.vpc.SecurityGroupIngressRule(
+            f"alb-{port}-from-cloudfront",
+            security_group_id=alb_sg.id,
+            ip_protocol="tcp",
+            from_port=port,
+            to_port=port,
+            prefix_list_id=CLOUDFRONT_PREFIX_LIST,
+            opts=o,
+        )
     alb = aws.lb.LoadBalancer(
         "alb",
         load_balancer_type="application",
@@ -410,6 +422,11 @@ def architecture(secure: bool) -> None:
             "environment": [{"name": "LOG_LEVEL", "value": "info"}],
             "secrets": [{"name": "API_KEY", "valueFrom": "arn:aws:secretsmanager:us-east-1:123456789012:secret:k"}],
             "logConfiguration": {"logDriver": "awslogs", "options": {"awslogs-group": "app"}},
+            # ECS Exec is on: its agent writes to these volumes, the root stays read-only.
+            "mountPoints": [
+                {"sourceVolume": f"exec-{n}", "containerPath": path, "readOnly": False}
+                for n, path in enumerate(EXEC_AGENT_PATHS)
+            ],
         }
         if secure
         else {
@@ -419,6 +436,8 @@ def architecture(secure: bool) -> None:
             "environment": [{"name": "DB_PASSWORD", "value": "hunter2"}],
         }
     )
+    # With ECS Exec on, a read-only container without the agent's volumes: the exec agent cannot start.
+    exec_blocked = {"name": "shell", "image": "api:1", "user": "1000:1000", "readonlyRootFilesystem": True}
     task = aws.ecs.TaskDefinition(
         "api-task",
         family="api",
@@ -427,7 +446,8 @@ def architecture(secure: bool) -> None:
         network_mode="awsvpc",
         requires_compatibilities=["FARGATE"],
         task_role_arn=task_role.arn,
-        container_definitions=json.dumps([container]),
+        volumes=[aws.ecs.TaskDefinitionVolumeArgs(name=f"exec-{n}") for n in range(len(EXEC_AGENT_PATHS))],
+        container_definitions=json.dumps([container] if secure else [container, exec_blocked]),
         opts=o,
     )
     service = aws.ecs.Service(
@@ -436,6 +456,7 @@ def architecture(secure: bool) -> None:
         task_definition=task.arn,
         desired_count=4,
         launch_type="FARGATE",
+        enable_execute_command=True,
         network_configuration=aws.ecs.ServiceNetworkConfigurationArgs(
             subnets=[subnet.id for subnet in tiers["private"]], assign_public_ip=not secure
         ),
@@ -499,6 +520,25 @@ def architecture(secure: bool) -> None:
         tags={"backup-plan": "platform-test"},
         opts=o,
     )
+    # Secure: clients and the proxy sign in with IAM end to end; insecure: clients sign in with the secret's password.
+    aws.rds.Proxy(
+        "db-proxy",
+        engine_family="POSTGRESQL",
+        role_arn=aws.iam.Role("db-proxy-role", assume_role_policy=_trust("rds.amazonaws.com"), opts=o).arn,
+        vpc_subnet_ids=[s.id for s in tiers["isolated"]],
+        require_tls=True,
+        default_auth_scheme="IAM_AUTH" if secure else None,
+        auths=None
+        if secure
+        else [
+            aws.rds.ProxyAuthArgs(
+                auth_scheme="SECRETS",
+                secret_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!cluster-db-AbCdEf",
+                iam_auth="DISABLED",
+            )
+        ],
+        opts=o,
+    )
     for number in range(2 if secure else 1):
         aws.rds.ClusterInstance(
             f"db-{number}",
@@ -512,6 +552,8 @@ def architecture(secure: bool) -> None:
     aws.elasticache.ReplicationGroup(
         "cache",
         description="cache",
+        # ElastiCache ids are lowercase, 40 characters at most.
+        replication_group_id="platform-test-cache" if secure else "Platform_Test_Cache",
         engine="valkey",
         node_type="cache.t4g.small",
         subnet_group_name=cache_subnets.name,

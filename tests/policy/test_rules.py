@@ -70,8 +70,15 @@ def test_rule_passes_the_secure_program(rule: str, secure_report: PolicyReport) 
             "assets (Bucket): public access block leaves blockPublicPolicy, restrictPublicBuckets off",
         ),
         ("ecs-autoscaling-min-tasks", "api (Service): minCapacity 1 < 2 (2 AZs)"),
+        (
+            "ecs-exec-agent-can-write",
+            "api (Service): ECS Exec is on but container shell of api-task has a read-only root and no writable "
+            "volume at /managed-agents, /var/lib/amazon/ssm, /var/log/amazon/ssm",
+        ),
         ("required-alarms-exist", "no Aurora CPU alarm (AWS/RDS CPUUtilization)"),
         ("tiers-span-azs", "isolated subnets span 1 AZ(s), need 2"),
+        ("sqs-dlq-retention", "jobs-dlq (Queue): keeps messages 345600s, no longer than its standard source queue"),
+        ("aws-names-valid", "cache (ReplicationGroup): replicationGroupId 'Platform_Test_Cache' must be lowercase"),
     ],
 )
 def test_violations_say_what_is_wrong_where(rule: str, expected: str, insecure_report: PolicyReport) -> None:

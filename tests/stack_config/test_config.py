@@ -193,6 +193,19 @@ def test_environment_profiles_are_defaults_a_stack_file_can_override() -> None:
     assert cfg.database.instance_class == "db.r7g.large"  # still the prod profile's
 
 
+def test_ecs_exec_is_on_in_staging_off_in_prod_and_chosen_per_service() -> None:
+    staging = parse_platform_config(stack_file_config("staging"))
+    prod = parse_platform_config(stack_file_config("prod"))
+    assert (staging.services.api.execute_command, staging.services.worker.execute_command) == (True, True)
+    assert (prod.services.api.execute_command, prod.services.worker.execute_command) == (False, False)
+    incident = parse_platform_config(config_for("prod", services={"api": {"executeCommand": True}}))
+    assert (incident.services.api.execute_command, incident.services.worker.execute_command) == (True, False)
+    assert problems_of(config_for("staging", services={"worker": {"executeCommand": "sometimes"}})) == [
+        "platform:services.worker.executeCommand: input should be a valid boolean, unable to interpret input"
+        ' (got "sometimes")'
+    ]
+
+
 # --- malformed configs: always a StackConfigError, never another exception --------------------------
 
 json_scalars = (
