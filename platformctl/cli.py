@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
@@ -13,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
+from platformctl.cost import CostEstimate, UsageAssumptions
 from platformctl.plan import Plan, PlanUsageError, read_project, read_stack_config, run_plan
 from platformctl.policy import (
     PACK_DIR,
@@ -38,8 +41,9 @@ cli = typer.Typer(
     pretty_exceptions_enable=False,
 )
 # Wide enough for type tokens when piped; a terminal keeps its own width.
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# No emoji codes: ARNs hold `:secret:` and Markdown keeps `:warning:` for GitHub to render.
+out = Console(highlight=False, soft_wrap=True, emoji=False, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 ProjectDir = Annotated[
     Path,
@@ -89,6 +93,7 @@ def plan(  # noqa: PLR0917 - typer options
     policy_config: PolicyConfig = None,
 ) -> None:
     """Run the real program for STACK under Pulumi's mock runtime and show what it would create."""
+    _check_output_path("plan", json_file)
     result = _run_plan("plan", project_dir, stack)
     report = _check_policy(result, project_dir, policy_pack, policy_config) if policy else None
     if json_file is not None:
@@ -127,6 +132,7 @@ def policy_command(  # noqa: PLR0917 - typer options
     if stack is None:
         err.print("platformctl policy: give a STACK (or --rules-markdown)", markup=False)
         raise typer.Exit(EXIT_INVALID)
+    _check_output_path("policy", json_file)
     result = _run_plan("policy", project_dir, stack)
     report = _check_policy(result, project_dir, policy_pack, policy_config)
     if json_file is not None:
@@ -135,6 +141,20 @@ def policy_command(  # noqa: PLR0917 - typer options
     _print_violations(report)
     if report.mandatory:
         raise typer.Exit(EXIT_FAILED)
+
+
+def _check_output_path(command: str, path: Path | None) -> None:
+    """Refuse an output file that cannot be written before the plan runs, not with a traceback after it."""
+    if path is None:
+        return
+    if path.is_dir():
+        problem = "is a directory"
+    elif not path.parent.is_dir():
+        problem = f"cannot be written: no directory {path.parent}"
+    else:
+        return
+    err.print(f"platformctl {command}: {path} {problem}", markup=False)
+    raise typer.Exit(EXIT_INVALID)
 
 
 def _run_plan(command: str, project_dir: Path, stack: str) -> Plan:
@@ -175,11 +195,17 @@ def _write_json(json_file: Path, result: Plan, report: PolicyReport | None) -> N
 def _print_violations(report: PolicyReport) -> None:
     """Violations grouped by severity, then rule, each rule with its remediation."""
     remediation = {rule.name: rule.remediation for rule in report.rules}
+    if report.violations:
+        out.print(
+            f"Policy violations of {report.stack}: {len(report.mandatory)} mandatory, {len(report.advisory)} advisory"
+            " (by severity, then rule)",
+            markup=False,
+        )
     current_severity, current_rule = "", ""
     for violation in report.violations:
         if violation.severity != current_severity:
             current_severity, current_rule = violation.severity, ""
-            out.print(f"{current_severity.upper()}", markup=False)
+            out.print(f"{current_severity.upper()} severity", markup=False)
         if violation.rule != current_rule:
             current_rule = violation.rule
             level = report.levels.get(violation.rule, violation.enforcement_level)
@@ -205,12 +231,288 @@ def _rules_table(pack_dir: Path) -> str:
 
 
 @cli.command()
+def diff(
+    base: Annotated[Path, typer.Argument(help="The plan before the change (`platformctl plan STACK --json`).")],
+    head: Annotated[Path, typer.Argument(help="The plan after the change.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the diff as JSON, for tools.")] = False,
+) -> None:
+    """What HEAD changes against BASE, resource by resource; exit 1 if anything would be replaced or deleted."""
+    from platformctl.diff import DiffUsageError, diff_plans, load_plan_file, render_text  # noqa: PLC0415
+
+    try:
+        result = diff_plans(load_plan_file(base), load_plan_file(head))
+    except DiffUsageError as error:
+        err.print(f"platformctl diff: {error}", markup=False)
+        raise typer.Exit(EXIT_INVALID) from None
+    if as_json:
+        out.print(json.dumps(result.to_json(), indent=2), markup=False)
+    else:
+        for line in render_text(result):
+            out.print(line, markup=False)
+    if result.destructive:
+        raise typer.Exit(EXIT_FAILED)
+
+
+@cli.command()
+def cost(  # noqa: PLR0917 - typer options
+    stack: Annotated[
+        str, typer.Argument(help="The stack: its usage assumptions (`cost:usage`) and, without --plan, its plan.")
+    ],
+    plan_file: Annotated[
+        Path | None,
+        typer.Option("--plan", help="Estimate this plan (`plan --json`) instead of planning STACK.", dir_okay=False),
+    ] = None,
+    against: Annotated[
+        Path | None, typer.Option("--against", help="Also show the change against this other plan.", dir_okay=False)
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the estimate as JSON, for tools.")] = False,
+    markdown: Annotated[bool, typer.Option("--markdown", help="Print the per-layer summary as Markdown.")] = False,
+    project_dir: ProjectDir = PROJECT_DIR,
+) -> None:
+    """Monthly USD per resource, per layer and in total, from the offline plan and the region's list prices."""
+    from platformctl.cost import CostError, compare, estimate  # noqa: PLC0415
+    from platformctl.cost import render_markdown as cost_markdown  # noqa: PLC0415
+    from platformctl.diff import DiffUsageError, load_plan_file  # noqa: PLC0415
+
+    try:
+        usage = _usage(project_dir, stack)
+        head = load_plan_file(plan_file) if plan_file else _run_plan("cost", project_dir, stack).to_json()
+        result = estimate(head, usage)
+        base = estimate(load_plan_file(against), usage) if against else None
+    except (PlanUsageError, CostError, DiffUsageError) as error:
+        err.print(f"platformctl cost: {error}", markup=False)
+        raise typer.Exit(EXIT_INVALID) from None
+    if as_json:
+        document = result.to_json()
+        if base is not None:
+            document["against"] = {
+                "stack": base.stack,
+                "totalMonthlyUsd": round(base.total, 2),
+                "changes": [
+                    {"layer": row.key, "before": round(row.before, 2), "after": round(row.after, 2)}
+                    for row in compare(base, result)
+                ],
+            }
+        out.print(json.dumps(document, indent=2), markup=False)
+    elif markdown:
+        out.print(cost_markdown(result, base), end="", markup=False)
+    else:
+        _print_cost(result, base)
+    if result.over_budget:
+        err.print(
+            f"warning: the estimate ${result.total:,.2f} exceeds the stack's budget ${result.budget_usd:,.2f}",
+            markup=False,
+        )
+
+
+def _print_cost(result: CostEstimate, base: CostEstimate | None) -> None:
+    from platformctl.cost import compare, money, signed_money  # noqa: PLC0415
+
+    items = Table(title=f"{result.stack}: monthly cost by resource ({result.region})", title_justify="left")
+    for column in ("layer", "resource", "item", "quantity", "unit", "unit USD", "monthly USD"):
+        items.add_column(column, justify="right" if column in {"quantity", "unit USD", "monthly USD"} else "left")
+    for item in sorted(result.items, key=lambda i: (i.layer, i.resource, -i.monthly_usd)):
+        items.add_row(
+            item.layer,
+            item.resource,
+            item.item,
+            f"{item.quantity:,.4g}",
+            item.unit,
+            f"{item.unit_usd:g}",
+            money(item.monthly_usd),
+        )
+    out.print(items)
+    layers = Table(title=f"{result.stack}: monthly cost by layer", title_justify="left")
+    layers.add_column("layer")
+    layers.add_column("monthly USD", justify="right")
+    for layer, usd in result.by_layer().items():
+        layers.add_row(layer, money(usd))
+    layers.add_row("total", money(result.total))
+    out.print(layers)
+    if base is not None:
+        change = Table(title=f"change against {base.stack}", title_justify="left")
+        for column in ("layer", "before", "after", "delta"):
+            change.add_column(column, justify="left" if column == "layer" else "right")
+        for row in compare(base, result):
+            change.add_row(row.key, money(row.before), money(row.after), signed_money(row.delta))
+        out.print(change)
+    for line in result.unpriced:
+        out.print(f"not priced: {line}", markup=False)
+    budget = f" budget={result.budget_usd:.2f}" if result.budget_usd is not None else ""
+    out.print(f"cost: stack={result.stack} region={result.region} monthly_usd={result.total:.2f}{budget}", markup=False)
+
+
+@cli.command()
+def preflight(
+    stack: Annotated[str, typer.Argument(help="The stack about to be deployed (planned offline unless --plan).")],
+    plan_file: Annotated[
+        Path | None,
+        typer.Option("--plan", help="Check for this plan (`plan --json`) instead of planning STACK.", dir_okay=False),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the checks as JSON, for tools.")] = False,
+    project_dir: ProjectDir = PROJECT_DIR,
+) -> None:
+    """Read-only checks of the AWS account the environment's credentials reach; exit 1 if any fails."""
+    from platformctl.cost import CostError, plan_region  # noqa: PLC0415
+    from platformctl.diff import DiffUsageError, load_plan_file  # noqa: PLC0415
+    from platformctl.preflight import FAILING, Target, boto3_clients, run_checks  # noqa: PLC0415
+
+    try:
+        config, _ = read_stack_config(project_dir, read_project(project_dir), stack)
+        edge = json.loads(config.get("platform:edge", "{}"))
+        document = load_plan_file(plan_file) if plan_file else _run_plan("preflight", project_dir, stack).to_json()
+        target = Target(region=plan_region(document), hosted_zone=str(edge.get("hostedZone") or edge.get("domain", "")))
+    except (PlanUsageError, DiffUsageError, CostError, ValueError) as error:
+        err.print(f"platformctl preflight: {error}", markup=False)
+        raise typer.Exit(EXIT_INVALID) from None
+    checks = run_checks(document, target, boto3_clients())
+    if as_json:
+        out.print(json.dumps([check.to_json() for check in checks], indent=2), markup=False)
+    else:
+        for check in checks:
+            out.print(check.line(), markup=False)
+        failed = sum(1 for check in checks if check.status in FAILING)
+        out.print(f"preflight: stack={stack} region={target.region} checks={len(checks)} failed={failed}", markup=False)
+    if any(check.status in FAILING for check in checks):
+        raise typer.Exit(EXIT_FAILED)
+
+
+@cli.command(name="pr-comment")
+def pr_comment(  # noqa: PLR0917 - typer options
+    stack: Annotated[str, typer.Argument(help="The stack the plans are of (its `cost:usage` is read).")],
+    head: Annotated[Path, typer.Option("--head", help="The pull request's plan, with `violations`.", dir_okay=False)],
+    base: Annotated[
+        Path | None, typer.Option("--base", help="The base branch's plan (absent: no diff).", dir_okay=False)
+    ] = None,
+    commit: Annotated[str, typer.Option(help="The head commit, named in the heading.")] = "",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of standard output.")
+    ] = None,
+    project_dir: ProjectDir = PROJECT_DIR,
+    base_project_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="The base commit's checkout, for its own `cost:usage` (default: --project-dir's).",
+            exists=True,
+            file_okay=False,
+        ),
+    ] = None,
+    policy_pack: PolicyPack = PACK_DIR,
+) -> None:
+    """The pull request comment for STACK (marked so the workflow edits it in place on the next push)."""
+    from platformctl import pr_comment as comment  # noqa: PLC0415
+    from platformctl.cost import CostError  # noqa: PLC0415
+    from platformctl.diff import DiffUsageError, load_plan_file  # noqa: PLC0415
+
+    _check_output_path("pr-comment", output)
+    try:
+        usage, base_usage = _usage(project_dir, stack), _usage(base_project_dir or project_dir, stack)
+        head_plan = load_plan_file(head)
+        base_plan = load_plan_file(base) if base is not None else None
+        with PolicyPackProcess(policy_pack) as pack:
+            remediation = {rule.name: rule.remediation for rule in pack.rules()}
+    except (PlanUsageError, CostError, DiffUsageError, PolicyError) as error:
+        err.print(f"platformctl pr-comment: {error}", markup=False)
+        raise typer.Exit(EXIT_INVALID) from None
+    text = comment.build(
+        stack,
+        base=base_plan,
+        head=head_plan,
+        usage=usage,
+        base_usage=base_usage,
+        remediation=remediation,
+        commit=commit,
+    )
+    if output is None:
+        out.print(text, end="", markup=False)
+    else:
+        output.write_text(text)
+
+
+def _usage(project_dir: Path, stack: str) -> UsageAssumptions:
+    """The stack file's `cost:usage` (defaults where absent); PlanUsageError or CostError when unreadable."""
+    from platformctl.cost import parse_usage  # noqa: PLC0415
+
+    config, _ = read_stack_config(project_dir, read_project(project_dir), stack)
+    return parse_usage(config.get("cost:usage"))
+
+
+README_DIAGRAM_START, README_DIAGRAM_END = "<!-- diagram:start -->\n", "<!-- diagram:end -->"
+
+
+@cli.command()
+def diagram(  # noqa: PLR0917 - typer options
+    stack: Annotated[str, typer.Argument(help="The stack to draw (planned offline unless --plan is given).")],
+    plan_file: Annotated[
+        Path | None,
+        typer.Option("--plan", help="Draw this plan (`plan --json`) instead of planning STACK.", dir_okay=False),
+    ] = None,
+    markdown: Annotated[bool, typer.Option("--markdown", help="Wrap the Mermaid in a ```mermaid block.")] = False,
+    svg: Annotated[
+        Path | None, typer.Option("--svg", help="Also render SVG to this file (needs mermaid-cli's `mmdc` on PATH).")
+    ] = None,
+    readme: Annotated[
+        Path | None,
+        typer.Option(
+            "--readme", help="Replace the block between the diagram markers of this Markdown file.", dir_okay=False
+        ),
+    ] = None,
+    project_dir: ProjectDir = PROJECT_DIR,
+) -> None:
+    """The architecture drawn from the plan: layers as groups, traffic and data paths as edges, in Mermaid."""
+    from platformctl.diagram import to_markdown, to_mermaid  # noqa: PLC0415
+    from platformctl.diff import DiffUsageError, load_plan_file  # noqa: PLC0415
+
+    _check_output_path("diagram", svg)
+    renderer = shutil.which("mmdc") if svg is not None else None
+    if svg is not None and renderer is None:
+        err.print(
+            "platformctl diagram: --svg needs mmdc (`npm install -g @mermaid-js/mermaid-cli`)",
+            markup=False,
+        )
+        raise typer.Exit(EXIT_INVALID)
+    try:
+        document = load_plan_file(plan_file) if plan_file else _run_plan("diagram", project_dir, stack).to_json()
+    except DiffUsageError as error:
+        err.print(f"platformctl diagram: {error}", markup=False)
+        raise typer.Exit(EXIT_INVALID) from None
+    if readme is not None:
+        _replace_block(readme, to_markdown(document))
+        out.print(f"diagram written to {readme}", markup=False)
+        return
+    text = to_mermaid(document)
+    out.print(to_markdown(document) if markdown else text, end="", markup=False)
+    if renderer is not None and svg is not None:
+        source = svg.with_suffix(".mmd")
+        source.write_text(text)
+        completed = subprocess.run(  # noqa: S603 - the renderer found on PATH, with paths this command chose
+            [renderer, "-i", str(source), "-o", str(svg)], capture_output=True, text=True, check=False
+        )
+        if completed.returncode != 0:
+            err.print(f"platformctl diagram: mmdc failed: {completed.stderr.strip()}", markup=False)
+            raise typer.Exit(EXIT_FAILED)
+
+
+def _replace_block(path: Path, block: str) -> None:
+    text = path.read_text() if path.is_file() else ""
+    if README_DIAGRAM_START not in text or README_DIAGRAM_END not in text:
+        err.print(
+            f"platformctl diagram: {path} has no {README_DIAGRAM_START.strip()} ... {README_DIAGRAM_END} markers",
+            markup=False,
+        )
+        raise typer.Exit(EXIT_INVALID)
+    head, rest = text.split(README_DIAGRAM_START, 1)
+    path.write_text(head + README_DIAGRAM_START + block + README_DIAGRAM_END + rest.split(README_DIAGRAM_END, 1)[1])
+
+
+@cli.command()
 def schema(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write to this file instead of standard output.")
     ] = None,
 ) -> None:
     """Write the JSON Schema of a stack file (Pulumi.STACK.yaml), for editors and other tools."""
+    _check_output_path("schema", output)
     text = json.dumps(stack_file_schema(), indent=2, sort_keys=True) + "\n"
     if output is None:
         out.print(text, end="", markup=False)
@@ -259,17 +561,43 @@ def local_up(
     moto_port: Annotated[int, typer.Option(min=1, max=65535, help="moto's server port.")] = 5055,
     notifier_port: Annotated[int, typer.Option(min=1, max=65535, help="The notification stub's port.")] = 8025,
     db_name: Annotated[str, typer.Option(help="The local PostgreSQL database (created if missing).")] = "app",
+    setting: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--setting",
+            help="An app setting NAME=VALUE by its contract name, repeatable (e.g. RATE_LIMIT_PER_MINUTE=100000).",
+        ),
+    ] = None,
 ) -> None:
     """Start moto, the queues, migrations, a seeded catalog, the API, relay, worker and stub; Ctrl-C stops all."""
     from platformctl.local import LocalConfig, LocalError, LocalRuntime, run_until_signalled  # noqa: PLC0415
 
-    config = LocalConfig(api_port=api_port, moto_port=moto_port, notifier_port=notifier_port, db_name=db_name)
+    extra = _settings(setting or [])
+    config = LocalConfig(
+        api_port=api_port, moto_port=moto_port, notifier_port=notifier_port, db_name=db_name, extra=extra
+    )
+    try:
+        LocalRuntime(config).settings_env()  # an unknown name is refused before anything starts
+    except LocalError as error:
+        err.print(f"platformctl local up: {error}", markup=False)
+        raise typer.Exit(EXIT_INVALID) from None
     try:
         code = run_until_signalled(LocalRuntime(config, echo=lambda line: out.print(line, markup=False)))
     except LocalError as error:
         err.print(f"platformctl local up: {error}", markup=False)
         raise typer.Exit(EXIT_INVALID) from None
     raise typer.Exit(code)
+
+
+def _settings(pairs: list[str]) -> dict[str, str]:
+    settings: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            err.print(f"platformctl local up: --setting takes NAME=VALUE (got {pair!r})", markup=False)
+            raise typer.Exit(EXIT_INVALID)
+        settings[name] = value
+    return settings
 
 
 @local_cli.command("status")

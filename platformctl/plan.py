@@ -52,6 +52,9 @@ class PlannedResource:
     outputs: dict[str, Any] = field(default_factory=dict)
     dependencies: list[str] = field(default_factory=list)
     property_dependencies: dict[str, list[str]] = field(default_factory=dict)
+    # What `platformctl diff` needs to match a moved resource and to honour the program's replace option.
+    aliases: list[str] = field(default_factory=list)
+    replace_on_changes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -65,6 +68,8 @@ class PlannedResource:
             "outputs": self.outputs,
             "dependencies": self.dependencies,
             "propertyDependencies": self.property_dependencies,
+            "aliases": self.aliases,
+            "replaceOnChanges": self.replace_on_changes,
         }
 
 
@@ -157,6 +162,9 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             property_dependencies={
                 name: sorted(deps.urns) for name, deps in sorted(request.propertyDependencies.items())
             },
+            # SDKs send alias specs (`aliases`); older ones resolved URNs themselves (`aliasURNs`).
+            aliases=sorted({*request.aliasURNs, *(_alias_urn(alias, request, urn) for alias in request.aliases)}),
+            replace_on_changes=sorted(request.replaceOnChanges),
         )
         return response
 
@@ -165,6 +173,20 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         if planned is not None and not planned.custom:
             planned.outputs = mask_secrets(request.outputs)
         return super().RegisterResourceOutputs(request)
+
+
+def _alias_urn(alias: Any, request: Any, urn: str) -> str:
+    """The URN an alias names, resolved as the engine resolves an alias spec (unset parts are the resource's own)."""
+    if alias.WhichOneof("alias") == "urn":
+        return str(alias.urn)
+    spec = alias.spec
+    stack = spec.stack or urn.split("::", 1)[0].rsplit(":", 1)[-1]
+    project = spec.project or urn.split("::", 2)[1]
+    type_token = spec.type or request.type
+    parent = "" if spec.noParent else (spec.parentUrn or request.parent)
+    # A URN qualifies a type by its parent's own type (the last segment of the parent's qualified type).
+    qualified = f"{parent.rsplit('::', 2)[1].rsplit('$', 1)[-1]}${type_token}" if parent else type_token
+    return f"urn:pulumi:{stack}::{project}::{qualified}::{spec.name or request.name}"
 
 
 def read_project(project_dir: Path) -> str:

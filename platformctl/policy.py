@@ -95,9 +95,10 @@ class Violation:
 class PolicyReport:
     stack: str
     rules: list[RuleInfo]
-    resources: int
+    resources: int  # custom (cloud) resources checked
     violations: list[Violation] = field(default_factory=list)
     levels: dict[str, str] = field(default_factory=dict)
+    components: int = 0  # component resources (and the stack) checked too: the pack sees every registration
 
     @property
     def mandatory(self) -> list[Violation]:
@@ -110,7 +111,7 @@ class PolicyReport:
     def summary(self) -> str:
         return (
             f"policy: stack={self.stack} rules={len(self.rules)} resources={self.resources} "
-            f"mandatory={len(self.mandatory)} advisory={len(self.advisory)}"
+            f"components={self.components} mandatory={len(self.mandatory)} advisory={len(self.advisory)}"
         )
 
 
@@ -396,7 +397,10 @@ def check_plan(
     finally:
         if owned:
             process.close()
-    return PolicyReport(plan.stack, rules, len(plan.resources), _violations(diagnostics, rules), levels)
+    custom = len(plan.custom_resources())
+    return PolicyReport(
+        plan.stack, rules, custom, _violations(diagnostics, rules), levels, components=len(plan.resources) - custom
+    )
 
 
 def _violations(

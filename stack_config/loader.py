@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import difflib
 import json
 import types
@@ -44,14 +45,71 @@ def _decode(value: Any) -> Any:
 def parse_platform_config(raw: Mapping[str, Any], secret_keys: Iterable[str] = ()) -> PlatformConfig:
     """Validate the `platform:` keys (their decoded values); raises StackConfigError listing every problem."""
     secret_keys = set(secret_keys)
+    document = with_profile(dict(raw))
     try:
-        cfg = PlatformConfig.model_validate(with_profile(dict(raw)))
+        cfg = PlatformConfig.model_validate(document)
     except pydantic.ValidationError as error:
-        raise StackConfigError([_problem(detail, secret_keys) for detail in error.errors(include_url=False)]) from None
+        problems = [_problem(detail, secret_keys) for detail in error.errors(include_url=False)]
+        problems += [_mask(problem, secret_keys) for problem in _rules_over_what_parsed(document, error)]
+        raise StackConfigError(problems) from None
     problems = rules.check(cfg)
     if problems:
         raise StackConfigError([_mask(problem, secret_keys) for problem in problems])
     return cfg
+
+
+# Dropping a bad field can surface another (a required one now missing); a few rounds settle it.
+_REPAIR_ROUNDS = 5
+
+
+def _rules_over_what_parsed(document: dict[str, Any], error: pydantic.ValidationError) -> list[ConfigProblem]:
+    """The cross-field rules' problems in sections that parsed, so one run reports both kinds.
+
+    Each field in error is dropped so its default stands in; a rule problem is kept only in a
+    section (top-level key) with no field error, as a default there could raise or hide one.
+    A bad top-level scalar (environment, region, AZs) feeds rules everywhere: then none run.
+    """
+    repaired = copy.deepcopy(document)
+    bad: list[tuple[int | str, ...]] = []
+    for _ in range(_REPAIR_ROUNDS):
+        locs = [_field_loc(detail["loc"]) for detail in error.errors(include_url=False)]
+        if not all(locs) or any(len(loc) == 1 and loc in bad for loc in locs):
+            return []  # a whole-document error, or a required top-level key still missing
+        bad += locs
+        for loc in locs:
+            _drop(repaired, loc)
+        try:
+            cfg = PlatformConfig.model_validate(repaired)
+        except pydantic.ValidationError as again:
+            error = again
+            continue
+        if any(len(loc) == 1 for loc in bad):
+            return []
+        bad_sections = {str(loc[0]) for loc in bad}
+        return [problem for problem in rules.check(cfg) if _section(problem.path) not in bad_sections]
+    return []
+
+
+def _section(path: str) -> str:
+    return path.split(".", 1)[0].split("[", 1)[0]
+
+
+def _drop(document: dict[str, Any], loc: tuple[int | str, ...]) -> None:
+    """Remove the value at `loc`; inside a list, the whole list (its default stands in, indices stay sound)."""
+    holder: Any = document
+    target: tuple[dict[str, Any], str] | None = None
+    for part in loc:
+        if isinstance(holder, dict) and isinstance(part, str) and part in holder:
+            target = (holder, part)
+            holder = holder[part]
+            if isinstance(holder, list):
+                break
+        elif isinstance(holder, list) and isinstance(part, int) and part < len(holder):
+            holder = holder[part]
+        else:
+            break
+    if target is not None:
+        target[0].pop(target[1], None)
 
 
 def _path(loc: tuple[int | str, ...]) -> str:

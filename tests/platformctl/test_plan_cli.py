@@ -30,6 +30,8 @@ RESOURCE_KEYS = {
     "outputs",
     "dependencies",
     "propertyDependencies",
+    "aliases",
+    "replaceOnChanges",
 }
 runner = CliRunner()
 
@@ -136,6 +138,31 @@ def test_unknown_stack_and_bad_usage_exit_2(tmp_path: Path) -> None:
     assert "no stack file Pulumi.qa.yaml; stacks here: prod, staging" in result.output
     assert runner.invoke(cli, ["plan"]).exit_code == 2
     assert runner.invoke(cli, ["plan", "prod", "--bogus"]).exit_code == 2
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["plan", "prod", "--json", "/no/such/dir/p.json"],
+        ["policy", "prod", "--json", "/no/such/dir/p.json"],
+        ["schema", "-o", "/no/such/dir/schema.json"],
+    ],
+)
+def test_an_unwritable_output_path_exits_2_before_planning(args: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    def must_not_plan(*_: object) -> None:
+        raise AssertionError("the plan ran before the output path was checked")
+
+    monkeypatch.setattr("platformctl.cli.run_plan", must_not_plan)
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    assert "cannot be written: no directory /no/such/dir" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_an_output_path_that_is_a_directory_exits_2(tmp_path: Path) -> None:
+    result = runner.invoke(cli, ["schema", "-o", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "is a directory" in result.output
 
 
 def test_unreadable_stack_file_exits_2(tmp_path: Path) -> None:

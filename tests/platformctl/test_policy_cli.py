@@ -15,7 +15,7 @@ from platformctl.cli import cli
 from tests.support import REPO
 
 runner = CliRunner()
-SUMMARY = re.compile(r"policy: stack=(\w+) rules=(\d+) resources=(\d+) mandatory=(\d+) advisory=(\d+)")
+SUMMARY = re.compile(r"policy: stack=(\w+) rules=(\d+) resources=(\d+) components=(\d+) mandatory=(\d+) advisory=(\d+)")
 WORKFLOWS = REPO / ".github" / "workflows"
 
 
@@ -28,13 +28,21 @@ def insecure_pack_config(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("stack", ["staging", "prod"])
 def test_policy_prints_violations_by_severity_and_a_summary_line(stack: str, tmp_path: Path) -> None:
-    result = runner.invoke(cli, ["policy", stack, "--policy-config", str(insecure_pack_config(tmp_path))])
-    lines = result.output.splitlines()
+    out = tmp_path / "plan.json"
+    result = runner.invoke(
+        cli, ["policy", stack, "--json", str(out), "--policy-config", str(insecure_pack_config(tmp_path))]
+    )
+    lines = [line for line in result.output.splitlines() if not line.startswith("plan and violations written")]
     match = SUMMARY.fullmatch(lines[-1])
     assert match, lines[-1]
     assert match.group(1) == stack and int(match.group(2)) >= 55 and int(match.group(3)) > 50
-    assert int(match.group(4)) >= 1 and result.exit_code == 1
-    assert "HIGH" in lines
+    assert int(match.group(5)) >= 1 and result.exit_code == 1
+    # Custom resources and components are counted apart: the pack checks both.
+    resources = json.loads(out.read_text())["resources"]
+    custom = sum(1 for resource in resources if resource["custom"])
+    assert (int(match.group(3)), int(match.group(4))) == (custom, len(resources) - custom)
+    assert lines[0].startswith(f"Policy violations of {stack}: ") and "mandatory" in lines[0]
+    assert "HIGH severity" in lines
     index = lines.index("  tiers-span-azs [mandatory]")  # the given config replaces the stack's
     assert lines[index + 1].startswith("    fix: Set platform:availabilityZones")
     assert lines[index + 2].startswith("    - ")
