@@ -24,6 +24,10 @@ lint: setup
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
 	$(UV) run --frozen mypy
+	$(UV) run --frozen deptry .
+# The policy pack on its own, against its requirements.txt (pulumi is pinned there to match the program's).
+	cd policy && ../.venv/bin/deptry . --requirements-files requirements.txt --known-first-party rules \
+		--per-rule-ignores DEP002=pulumi
 
 test: lint  ## lint, type-check and run every test
 	$(UV) run --frozen pytest -q

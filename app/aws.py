@@ -29,8 +29,16 @@ def client(service: str, settings: Settings) -> Any:
     return session.client(service, endpoint_url=settings.aws_endpoint_url or None, config=config)
 
 
+# How long a fetched admin token is trusted, and how soon a token that does not match may fetch it again: the
+# secret rotates, and an admin who reads the new AWSCURRENT must not wait out the cache (nor can a stream of
+# wrong tokens make more than one Secrets Manager call per interval).
+ADMIN_TOKEN_TTL_SECONDS = 300
+ADMIN_TOKEN_REFETCH_SECONDS = 10
+
+
 class AdminToken:
-    """The admin token: from the environment (ECS `valueFrom`) or read from Secrets Manager, cached 5 minutes."""
+    """The admin token: from the environment (ECS `valueFrom`), or read from Secrets Manager (the deployed
+    stack: the secret rotates) and cached, re-read early when a presented token does not match."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
@@ -38,17 +46,26 @@ class AdminToken:
         self._value = ""
         self._fetched = 0.0
 
-    def _current(self) -> str:
+    def _current(self, *, refetch: bool = False) -> str:
         direct = self._settings.admin_token.get_secret_value()
         if direct or not self._settings.admin_token_secret_id:
             return direct
         with self._lock:
-            if not self._value or time.monotonic() - self._fetched > 300:
+            age = time.monotonic() - self._fetched
+            if not self._value or age > ADMIN_TOKEN_TTL_SECONDS or (refetch and age > ADMIN_TOKEN_REFETCH_SECONDS):
                 sm = client("secretsmanager", self._settings)
-                self._value = sm.get_secret_value(SecretId=self._settings.admin_token_secret_id)["SecretString"]
+                self._value = sm.get_secret_value(
+                    SecretId=self._settings.admin_token_secret_id, VersionStage="AWSCURRENT"
+                )["SecretString"]
                 self._fetched = time.monotonic()
             return self._value
 
     def matches(self, presented: str) -> bool:
-        expected = self._current()
+        if self._equal(self._current(), presented):
+            return True
+        # Maybe rotated since the cached read: AWSCURRENT is what an admin reads, so try it before refusing.
+        return bool(self._settings.admin_token_secret_id) and self._equal(self._current(refetch=True), presented)
+
+    @staticmethod
+    def _equal(expected: str, presented: str) -> bool:
         return bool(expected) and hmac.compare_digest(expected.encode(), presented.encode())

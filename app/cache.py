@@ -29,7 +29,7 @@ REDIS_ERRORS: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
 REDIS_UNAVAILABLE: tuple[type[BaseException], ...] = (CircuitOpenError, *REDIS_ERRORS)
 
 
-def redis_client(settings: Settings, *, single_connection: bool = False) -> redis.Redis:
+def redis_client(settings: Settings, *, single_connection: bool = False, **options: Any) -> redis.Redis:
     url = settings.redis_url
     if settings.redis_tls and url.startswith("redis://"):
         url = "rediss://" + url.removeprefix("redis://")
@@ -42,6 +42,7 @@ def redis_client(settings: Settings, *, single_connection: bool = False) -> redi
         health_check_interval=30,
         max_connections=64,  # a pipeline on a single-connection client still takes one from its pool
         single_connection_client=single_connection,
+        **options,
     )
 
 
@@ -89,24 +90,23 @@ class Cache:
             return False, None
         return True, json.loads(raw)
 
-    def get_raw(self, key: str) -> bytes | None:
-        """The cached bytes, or None on a miss or when Redis is unavailable."""
-        try:
-            return self.call(lambda r: r.get(key))  # type: ignore[no-any-return]
-        except REDIS_UNAVAILABLE:
-            return None
-
     def set_json(self, key: str, value: Any, ttl: int) -> None:
+        self.set_raw(key, json.dumps(value, separators=(",", ":")).encode(), ttl)
+
+    def set_raw(self, key: str, value: bytes, ttl: int) -> None:
         try:
-            self.call(lambda r: r.set(key, json.dumps(value, separators=(",", ":")), ex=ttl))
+            self.call(lambda r: r.set(key, value, ex=ttl))
         except REDIS_UNAVAILABLE:
             log.info("cache_set_skipped", key=key)
 
     def delete(self, *keys: str) -> None:
         self.invalidate(list(keys))
 
-    def invalidate(self, keys: list[str], versions: tuple[str, ...] = ()) -> None:
-        """Drop `keys` and bump the `versions` counters (which name a family of entries) in one round trip."""
+    def invalidate(
+        self, keys: list[str], versions: tuple[str, ...] = (), publish: tuple[str, str] | None = None
+    ) -> None:
+        """Drop `keys`, bump the `versions` counters (which name a family of entries) and publish `publish`
+        (channel, message: the near caches' invalidation) in one round trip."""
 
         def drop(r: redis.Redis) -> None:
             pipe = r.pipeline(transaction=False)
@@ -114,6 +114,8 @@ class Cache:
                 pipe.delete(*keys)
             for version in versions:
                 pipe.incr(version)
+            if publish:
+                pipe.publish(*publish)
             pipe.execute()
 
         try:
@@ -134,7 +136,13 @@ class Cache:
 
 
 class ConfigCache:
-    """Config and feature flags held in process memory for an hour, dropped on every task via pub/sub."""
+    """Config and feature flags held in process memory for an hour, dropped on every task via pub/sub.
+
+    A load that an invalidation overtakes (it read the old rows, the change's message arrived before it
+    finished) is served to its caller but not kept: each invalidation bumps a generation, and a load is stored
+    only if the generation it started under is still current. Loads read the writer (see `Services.build`),
+    so the rows a load reads after an invalidation include the change that sent it.
+    """
 
     def __init__(self, cache: Cache, loader: Callable[[], dict[str, Any]]) -> None:
         self._cache = cache
@@ -142,6 +150,7 @@ class ConfigCache:
         self._lock = threading.Lock()
         self._value: dict[str, Any] | None = None
         self._expires = 0.0
+        self._generation = 0
         self._pid = 0
         self._retry_at = 0.0
         self._thread: Any = None
@@ -175,6 +184,7 @@ class ConfigCache:
     def invalidate_local(self) -> None:
         with self._lock:
             self._value = None
+            self._generation += 1
 
     def get(self) -> dict[str, Any]:
         self._ensure_subscriber()
@@ -182,12 +192,14 @@ class ConfigCache:
         with self._lock:
             if self._value is not None and now < self._expires:
                 return self._value
+            generation = self._generation
         value = self._loader()
         subscribed = self._pid == os.getpid()
         # Without a live subscription nobody would tell us about changes: keep the copy only briefly.
         ttl = contract.CONFIG_CACHE_TTL_SECONDS if subscribed else 5.0
         with self._lock:
-            self._value, self._expires = value, now + ttl
+            if generation == self._generation:  # no invalidation came in while loading
+                self._value, self._expires = value, now + ttl
         return value
 
     def publish_invalidation(self) -> None:

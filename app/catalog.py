@@ -1,17 +1,21 @@
-"""Catalog: products read cache-aside from Redis (5-minute TTL) over the reader; admin writes on the writer."""
+"""Catalog: products read from the near cache, then cache-aside from Redis (5-minute TTL) over the reader; admin
+writes on the writer, which invalidate every tier."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
+from werkzeug.http import generate_etag
 
 from app import contract
 from app.cache import REDIS_UNAVAILABLE
-from app.types import Text
+from app.lua import LuaScript
+from app.near_cache import NearCache, entry_ttl
+from app.types import WHOLE, Text
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -27,29 +31,69 @@ CATEGORY = r"^[a-z0-9][a-z0-9-]{0,39}$"
 MAX_ID = 2**63 - 1
 
 
-class ProductIn(BaseModel):
+# Each field's limits, once for the three bodies that carry it.
+# The patterns admit ASCII only, so plain `str` (see app.types.Text).
+Sku = Annotated[str, Field(pattern=SKU)]
+Name = Annotated[Text, Field(min_length=1, max_length=200)]
+Description = Annotated[Text, Field(max_length=2000)]
+Category = Annotated[str, Field(pattern=CATEGORY)]
+Price = Annotated[int, Field(ge=0, le=100_000_000), WHOLE]
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+Stock = Annotated[int, Field(ge=0, le=1_000_000_000), WHOLE]
+
+
+class ProductReplace(BaseModel):
+    """PUT: a replacement names every field; a missing one is an error, never a silent default."""
+
     model_config = ConfigDict(extra="forbid", strict=True)
-    sku: Text = Field(pattern=SKU)
-    name: Text = Field(min_length=1, max_length=200)
-    description: Text = Field("", max_length=2000)
-    category: Text = Field("general", pattern=CATEGORY)
-    price_cents: int = Field(ge=0, le=100_000_000)
-    currency: Text = Field("USD", pattern=r"^[A-Z]{3}$")
-    stock: int = Field(0, ge=0, le=1_000_000_000)
+    sku: Sku
+    name: Name
+    description: Description
+    category: Category
+    price_cents: Price
+    currency: Currency
+    stock: Stock
+
+
+class ProductIn(ProductReplace):
+    """POST: a new product; the optional fields take these defaults."""
+
+    description: Description = ""
+    category: Category = "general"
+    currency: Currency = "USD"
+    stock: Stock = 0
+
+
+# A PATCH field's default: None, typed Any so the fields keep their non-null types.
+_ABSENT: Any = None
+
+
+class ProductPatch(BaseModel):
+    """PATCH: the fields given change, the rest stay. A field given as null is refused (none is nullable): the
+    default None is never validated, an explicit null is and fails."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    sku: Sku = _ABSENT
+    name: Name = _ABSENT
+    description: Description = _ABSENT
+    category: Category = _ABSENT
+    price_cents: Price = _ABSENT
+    currency: Currency = _ABSENT
+    stock: Stock = _ABSENT
 
 
 class StockIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-    stock: int = Field(ge=0, le=1_000_000_000)
+    stock: Stock
 
 
 class ProductQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     page: int = Field(1, ge=1, le=10_000)
     per_page: int = Field(20, ge=1, le=100)
-    category: Text | None = Field(None, pattern=CATEGORY)
-    min_price: int | None = Field(None, ge=0, le=100_000_000)
-    max_price: int | None = Field(None, ge=0, le=100_000_000)
+    category: Category | None = None
+    min_price: Price | None = None
+    max_price: Price | None = None
     q: Text | None = Field(None, min_length=1, max_length=100)
 
 
@@ -60,37 +104,48 @@ def to_json(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# Which tier answered a product read (the `X-Cache-Tier` header; the benchmark counts the near cache's share).
+MEMORY, REDIS, DATABASE = "memory", "redis", "database"
+# One round trip: the entry and what is left of its TTL, which bounds the near copy's life.
+_GET_WITH_TTL = LuaScript("return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}")
+
+
 class Catalog:
     def __init__(self, db: Database, cache: Cache) -> None:
         self.db, self.cache = db, cache
-
-    def cache_key(self, product_id: int) -> str:
-        return self._key(product_id)
+        self.near = NearCache(cache)
 
     def _key(self, product_id: int) -> str:
         return self.cache.key("product", product_id)
 
-    def get_cached_json(self, product_id: int) -> bytes | None:
-        """The product's cached JSON document as stored (served without re-encoding), or None."""
-        return self.cache.get_raw(self._key(product_id))
-
-    def get(self, product_id: int, *, skip_cache: bool = False) -> tuple[dict[str, Any] | None, bool]:
-        """(product or None, cache hit)."""
+    def read_document(self, product_id: int) -> tuple[bytes, str, str] | None:
+        """The product's JSON document, its ETag and the tier that had it (MEMORY, REDIS, DATABASE); None when
+        the product does not exist. Every tier holds the same bytes, so a hit and a miss carry one ETag."""
+        near = self.near.get(product_id)
+        if near is not None:
+            return near[0], near[1], MEMORY
+        generation = self.near.generation  # before the read: an invalidation from now on refuses the fill
         key = self._key(product_id)
-        if not skip_cache:
-            hit, value = self.cache.get_json(key)
-            if hit:
-                return value, True
+        try:
+            raw, pttl = self.cache.call(lambda r: _GET_WITH_TTL(r, [key], []))
+        except REDIS_UNAVAILABLE:
+            raw, pttl = None, None
+        if raw is not None:
+            etag = generate_etag(raw)
+            self.near.put(product_id, raw, etag, entry_ttl(pttl), generation)
+            return raw, etag, REDIS
 
         def query(conn: psycopg.Connection[Any]) -> dict[str, Any] | None:
             return conn.execute(f"SELECT {COLUMNS} FROM products WHERE id = %s", (product_id,)).fetchone()  # noqa: S608
 
         row = self.db.read(query)
         if row is None:
-            return None, False
-        product = to_json(row)
-        self.cache.set_json(key, product, contract.PRODUCT_CACHE_TTL_SECONDS)
-        return product, False
+            return None
+        body = json_bytes(to_json(row))
+        self.cache.set_raw(key, body, contract.PRODUCT_CACHE_TTL_SECONDS)
+        etag = generate_etag(body)
+        self.near.put(product_id, body, etag, contract.PRODUCT_CACHE_TTL_SECONDS, generation)
+        return body, etag, DATABASE
 
     def _list_version(self) -> str:
         try:
@@ -146,10 +201,19 @@ class Catalog:
     def _list_version_key(self) -> str:
         return self.cache.key("products", "version")
 
-    def invalidate(self, product_ids: Iterable[int] = ()) -> None:
-        """These products changed (or one was added): drop their cached copies and every cached list, at once."""
-        keys = [self._key(product_id) for product_id in sorted(set(product_ids))]
-        self.cache.invalidate(keys, versions=(self._list_version_key(),))
+    def invalidate(self, product_ids: Iterable[int] = (), *, written_through: bool = False) -> None:
+        """These products changed (or one was added): drop their cached copies (unless `written_through`: their
+        Redis entries already hold the new row), every cached list, and every process's near copies, in one
+        round trip; this process's near copies at once."""
+        ids = sorted(set(product_ids))
+        keys = [] if written_through else [self._key(product_id) for product_id in ids]
+        publish = (self.near.channel, NearCache.message(ids)) if ids else None
+        self.cache.invalidate(keys, versions=(self._list_version_key(),), publish=publish)
+        if ids:
+            self.near.drop(ids)
+
+    def close(self) -> None:
+        self.near.stop()
 
     def create(self, p: ProductIn) -> dict[str, Any]:
         with self.db.transaction() as conn:
@@ -164,13 +228,26 @@ class Catalog:
         self.invalidate()
         return to_json(row)
 
-    def replace(self, product_id: int, p: ProductIn) -> dict[str, Any] | None:
+    def replace(self, product_id: int, p: ProductReplace) -> dict[str, Any] | None:
         with self.db.transaction() as conn:
             row = conn.execute(
                 "UPDATE products SET sku = %s, name = %s, description = %s, category = %s, price_cents = %s,"
                 " currency = %s, stock = %s, updated_at = now() WHERE id = %s"
                 " RETURNING id, sku, name, description, category, price_cents, currency, stock, updated_at",
                 (p.sku, p.name, p.description, p.category, p.price_cents, p.currency, p.stock, product_id),
+            ).fetchone()
+        self.invalidate([product_id])
+        return to_json(row) if row else None
+
+    def patch(self, product_id: int, p: ProductPatch) -> dict[str, Any] | None:
+        """Only the fields the body gave (the caller checked there is at least one)."""
+        fields = p.model_dump(exclude_unset=True)
+        # Column names from the model's own fields, never from the request.
+        assignments = ", ".join(f"{name} = %s" for name in fields)
+        with self.db.transaction() as conn:
+            row = conn.execute(
+                f"UPDATE products SET {assignments}, updated_at = now() WHERE id = %s RETURNING {COLUMNS}",  # noqa: S608
+                (*fields.values(), product_id),
             ).fetchone()
         self.invalidate([product_id])
         return to_json(row) if row else None
@@ -183,11 +260,11 @@ class Catalog:
                 (stock, product_id),
             ).fetchone()
         if row is None:
-            self.cache.delete(self._key(product_id))
+            self.invalidate([product_id])
             return None
         product = to_json(row)
-        self.cache.set_json(self._key(product_id), product, contract.PRODUCT_CACHE_TTL_SECONDS)
-        self.invalidate()
+        self.cache.set_raw(self._key(product_id), json_bytes(product), contract.PRODUCT_CACHE_TTL_SECONDS)
+        self.invalidate([product_id], written_through=True)
         return product
 
     def delete(self, product_id: int) -> bool:
@@ -195,6 +272,11 @@ class Catalog:
             cur = conn.execute("DELETE FROM products WHERE id = %s", (product_id,))
         self.invalidate([product_id])
         return cur.rowcount > 0
+
+
+def json_bytes(value: Any) -> bytes:
+    """The encoding every tier stores and serves (compact, in the row's column order)."""
+    return json.dumps(value, separators=(",", ":")).encode()
 
 
 def canonical_json(value: Any) -> str:

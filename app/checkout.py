@@ -13,14 +13,14 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from app import contract
-from app.catalog import canonical_json
+from app.catalog import MAX_ID, canonical_json
 from app.problems import Problem
-from app.types import Text
+from app.types import EMAIL, WHOLE
 
 if TYPE_CHECKING:
     import psycopg
@@ -37,13 +37,13 @@ PLACE_ORDER = (
 
 class OrderItem(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-    product_id: int = Field(ge=1, le=2**63 - 1)
-    quantity: int = Field(ge=1, le=100)
+    product_id: Annotated[int, Field(ge=1, le=MAX_ID), WHOLE]
+    quantity: Annotated[int, Field(ge=1, le=100), WHOLE]
 
 
 class OrderIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-    email: Text = Field(pattern=r"^[^@\s]{1,64}@[^@\s]{1,190}\.[A-Za-z]{2,}$", max_length=254)
+    email: str = Field(pattern=EMAIL, max_length=254)
     items: list[OrderItem] = Field(min_length=1, max_length=50)
 
 
@@ -61,7 +61,7 @@ class Checkout:
     def place(
         self, scope: str, key: str, order: OrderIn, correlation_id: str, traceparent: str | None = None
     ) -> Outcome:
-        """One statement, one commit: the database function `place_order` (migration 0006) takes the key's
+        """One statement, one commit: the database function `place_order` (migration 0008) takes the key's
         lock, looks the key up, prices the items and writes the order, its outbox event and the stored
         response together - or stores the rejection of an invalid order, which a replay then gets too.
 
@@ -89,11 +89,12 @@ class Checkout:
                 kind="idempotency-in-flight",
             )
         if row["outcome"] == "reused":
-            raise Problem(
+            raise Problem.for_field(
                 422,
                 "Idempotency-Key reused",
-                "'Idempotency-Key' header: this key was already used with a different request body",
-                errors=[{"field": "Idempotency-Key", "in": "header", "message": "reused with another body"}],
+                "Idempotency-Key",
+                "header",
+                "already used with a different request body",
                 kind="idempotency-key-reused",
             )
         return Outcome(row["status_code"], row["body"], replayed=row["outcome"] == "replayed")
@@ -101,7 +102,8 @@ class Checkout:
     def get(self, order_id: uuid.UUID) -> dict[str, Any] | None:
         def query(conn: psycopg.Connection[dict[str, Any]]) -> dict[str, Any] | None:
             return conn.execute(
-                "SELECT id, status, customer_email AS email, items, total_cents, currency, created_at"
+                "SELECT id, status, customer_email AS email, items, total_cents, currency, created_at,"
+                " reject_reason AS reason"
                 " FROM orders WHERE id = %s",
                 (order_id,),
             ).fetchone()

@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 
 from app import contract
+from app.http import gunicorn_errors
 
 bind = f"0.0.0.0:{os.environ.get(contract.PORT, contract.API_PORT)}"
 workers = int(os.environ.get(contract.WEB_CONCURRENCY, "2"))
+# gthread, not gevent: bench/api.py runs both side by side (BENCH_WORKER_CLASSES); with reads served from memory
+# gevent's cached reads came out slower in absolute terms and its orders far slower ("Benchmarks", app/README.md).
 worker_class = "gthread"
 threads = int(os.environ.get(contract.GUNICORN_THREADS, "8"))
 # SIGTERM: stop accepting, finish in-flight requests within graceful_timeout (< the task's stop timeout).
@@ -21,3 +24,6 @@ accesslog = None  # the app logs each request as a JSON/EMF line
 errorlog = "-"
 forwarded_allow_ips = "*"  # the task only receives traffic from the ALB; the app trusts TRUSTED_PROXY_HOPS hops
 max_requests = 0
+# Gunicorn's own refusals (414 request line too long, 431 header fields too large, 400 unparseable) answered as
+# the API's problem documents, not HTML: installed here, before the workers fork, for every worker class.
+gunicorn_errors.install()

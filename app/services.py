@@ -34,7 +34,11 @@ class Services:
         db.open()
 
         def load_config() -> dict[str, Any]:
-            rows = db.read(lambda conn: conn.execute("SELECT key, value FROM app_config ORDER BY key").fetchall())
+            # The writer: a replica lagging behind the change whose invalidation started this load would hand
+            # back the old flags, to be kept for the cache's hour.
+            rows = db.read(
+                lambda conn: conn.execute("SELECT key, value FROM app_config ORDER BY key").fetchall(), fresh=True
+            )
             return {r["key"]: r["value"] for r in rows}
 
         return cls(
@@ -51,5 +55,6 @@ class Services:
 
     def close(self) -> None:
         self.config.stop()
+        self.catalog.close()
         self.db.close()
         self.cache.close()

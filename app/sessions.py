@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from app import contract
-from app.types import Text
+from app.types import EMAIL, Text
 
 if TYPE_CHECKING:
     from app.cache import Cache
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 class SessionIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-    email: Text = Field(pattern=r"^[^@\s]{1,64}@[^@\s]{1,190}\.[A-Za-z]{2,}$", max_length=254)
+    email: str = Field(pattern=EMAIL, max_length=254)
     name: Text = Field("", max_length=100)
 
 

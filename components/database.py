@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pulumi
 import pulumi_aws as aws
 
 from app import contract
-from components.iam import Account, Statement, assume_role_policy, policy_document
-from components.naming import Naming, child_options
+from components.alarms import MIB, MINUTE, RDS, AlarmSet, Alerting, AuroraMetrics
+from components.iam import Account, Statement, policy_document, service_trust_policy
+from components.naming import LogPolicy, Naming, child_options
+from components.network import Network, Placement
 from stack_config.schema import DatabaseConfig
+
+if TYPE_CHECKING:
+    from components.context import StackContext
 
 ENGINE = "aurora-postgresql"
 POSTGRES_PORT = 5432
@@ -21,12 +27,14 @@ APP_USERNAME = contract.DB_APP_USER
 SERVERLESS_INSTANCE_CLASS = "db.serverless"
 # Aurora promotes the reader with the lowest tier on failover (0 to 15); the writer takes tier 0.
 MAX_PROMOTION_TIER = 15
-ENHANCED_MONITORING_POLICY = "arn:{0}:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"
+ENHANCED_MONITORING_POLICY = "service-role/AmazonRDSEnhancedMonitoringRole"
 # A proxy borrowing a connection waits this long before failing the client (AWS allows 0 to 3600).
 PROXY_BORROW_TIMEOUT_SECONDS = 120
 # Static parameters only take effect at the next reboot; say so, or the apply fails.
 PENDING_REBOOT = "pending-reboot"
 IMMEDIATE = "immediate"
+# What `log_statement` records: data definition (CREATE, ALTER, DROP, GRANT, REVOKE and role changes), not reads.
+AUDITED_STATEMENTS = "ddl"
 IAM_AUTH = "IAM_AUTH"
 # `rds-db:connect`'s resource: partition, region, account, the proxy's (`prx-...`) or the cluster's (`cluster-...`)
 # resource id, and the database user.
@@ -43,15 +51,27 @@ class DatabaseArgs:
     config: DatabaseConfig
     naming: Naming
     account: Account
-    vpc_id: pulumi.Input[str]
-    # The isolated subnets, one per AZ, in AZ order (`zones`).
-    subnet_ids: Sequence[pulumi.Input[str]]
-    zones: Sequence[str]
-    # The app's security groups: the only sources allowed to reach 5432 (the proxy and the cluster).
-    app_security_group_ids: Sequence[pulumi.Input[str]]
+    # The isolated subnets, one per AZ, and the app's security groups: the only sources it admits.
+    placement: Placement
     data_key_arn: pulumi.Input[str]
-    logs_key_arn: pulumi.Input[str]
-    log_retention_days: int
+    logs: LogPolicy
+    # CPU, freeable memory and connections per instance, and replica lag, when given where to send them.
+    alerting: Alerting | None = None
+
+    @classmethod
+    def for_stack(
+        cls, stack: StackContext, network: Network, clients: Iterable[aws.ec2.SecurityGroup], alerting: Alerting | None
+    ) -> DatabaseArgs:
+        """In the network's isolated subnets, reachable from the `clients` security groups only."""
+        return cls(
+            config=stack.config.database,
+            naming=stack.naming,
+            account=stack.account,
+            placement=network.isolated_for(clients),
+            data_key_arn=stack.keys["data"].arn,
+            logs=stack.logs,
+            alerting=alerting,
+        )
 
 
 class Database(pulumi.ComponentResource):
@@ -78,12 +98,14 @@ class Database(pulumi.ComponentResource):
     proxy_role: aws.iam.Role
     proxy_read_only: aws.rds.ProxyEndpoint | None
     master_secret_arn: pulumi.Output[str]
+    alarms: dict[str, aws.cloudwatch.MetricAlarm]
+    port: int = POSTGRES_PORT
 
     def __init__(self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("platform:database:Database", name, None, opts)
         self._name, self._naming, self._args = name, args.naming, args
         config = args.config
-        if not args.zones or len(args.zones) != len(args.subnet_ids):
+        if not args.placement.zones or len(args.placement.zones) != len(args.placement.subnet_ids):
             raise ValueError("database: give one isolated subnet per AZ, in AZ order")
         identifier = self._naming.name("aurora")
         # With automatic minor upgrades, RDS moves the cluster past the pinned minor in a maintenance window
@@ -97,7 +119,7 @@ class Database(pulumi.ComponentResource):
             f"{name}-subnets",
             name=self._naming.name("aurora"),
             description="Aurora: the isolated subnets, one per AZ",
-            subnet_ids=list(args.subnet_ids),
+            subnet_ids=list(args.placement.subnet_ids),
             tags=self._naming.tags("aurora"),
             opts=child_options(self),
         )
@@ -107,8 +129,8 @@ class Database(pulumi.ComponentResource):
         self.log_group = aws.cloudwatch.LogGroup(
             f"{name}-postgresql-logs",
             name=f"/aws/rds/cluster/{identifier}/postgresql",
-            retention_in_days=args.log_retention_days,
-            kms_key_id=args.logs_key_arn,
+            retention_in_days=args.logs.retention_days,
+            kms_key_id=args.logs.key_arn,
             tags=self._naming.tags("aurora", "logs"),
             opts=child_options(self),
         )
@@ -161,9 +183,13 @@ class Database(pulumi.ComponentResource):
             for index in range(1, config.reader_count + 1)
         ]
         self.proxy, self.proxy_role, self.proxy_read_only = self._proxy(config)
+        self.alarms = (
+            aurora_alarms(AlarmSet(self, name, self._naming, args.alerting), self.metrics) if args.alerting else {}
+        )
 
         self.register_outputs(
             {
+                "alarm_arns": {label: alarm.arn for label, alarm in self.alarms.items()},
                 "cluster_id": self.cluster.cluster_identifier,
                 "cluster_arn": self.cluster.arn,
                 "cluster_resource_id": self.cluster.cluster_resource_id,
@@ -212,12 +238,24 @@ class Database(pulumi.ComponentResource):
 
         return self.proxy.arn.apply(connect_arn)
 
+    def grant_connect(self, sid: str = "ConnectToDatabase") -> Statement:
+        """Sign in through the proxy as the app's user with an IAM token: the tasks' only way in."""
+        return Statement(sid, ("rds-db:connect",), [self.proxy_connect_arn()])
+
+    def grant_read_master_login(self, sid: str = "ReadMigrationLogin") -> Statement:
+        """Read the master user's secret (RDS rotates it): what a migrator signing in as the owner needs."""
+        return Statement(sid, ("secretsmanager:GetSecretValue",), [self.master_secret_arn])
+
     def cluster_connect_arn(self, db_user: str = APP_USERNAME) -> pulumi.Output[str]:
         """The `rds-db:connect` resource for signing in to the cluster itself as `db_user` (the proxy's own)."""
         account = self._args.account
         return pulumi.Output.format(
             DBUSER_ARN, account.partition, account.region, account.account_id, self.cluster.cluster_resource_id, db_user
         )
+
+    @property
+    def metrics(self) -> AuroraMetrics:
+        return AuroraMetrics(self.cluster.cluster_identifier, self.instance_ids)
 
     @property
     def instances(self) -> list[aws.rds.ClusterInstance]:
@@ -232,20 +270,20 @@ class Database(pulumi.ComponentResource):
         args = self._args
         cluster_sg = aws.ec2.SecurityGroup(
             f"{self._name}-sg",
-            vpc_id=args.vpc_id,
+            vpc_id=args.placement.vpc_id,
             description="Aurora: PostgreSQL from the app and RDS Proxy only",
             tags=self._naming.tags("aurora"),
             opts=child_options(self),
         )
         proxy_sg = aws.ec2.SecurityGroup(
             f"{self._name}-proxy-sg",
-            vpc_id=args.vpc_id,
+            vpc_id=args.placement.vpc_id,
             description="RDS Proxy: PostgreSQL from the app only, out to Aurora only",
             tags=self._naming.tags("aurora", "proxy"),
             opts=child_options(self),
         )
         # No egress rules on the cluster's group: a database opens no connections.
-        for index, app_sg in enumerate(args.app_security_group_ids):
+        for index, app_sg in enumerate(args.placement.client_group_ids):
             for target, label in ((cluster_sg, "cluster"), (proxy_sg, "proxy")):
                 aws.vpc.SecurityGroupIngressRule(
                     f"{self._name}-{label}-from-app-{index}",
@@ -292,6 +330,10 @@ class Database(pulumi.ComponentResource):
             ("pg_stat_statements.track", "top", IMMEDIATE),
             ("log_min_duration_statement", str(config.slow_statement_ms), IMMEDIATE),
             ("log_lock_waits", "1", IMMEDIATE),
+            # Every CREATE, ALTER, DROP, GRANT and REVOKE, role changes included, goes to the exported postgresql
+            # log: the audit trail of schema and privilege changes. Not pgaudit: it adds a static library (a reboot),
+            # a CREATE EXTENSION as rds_superuser and per-session overhead, to log the same statements.
+            ("log_statement", AUDITED_STATEMENTS, IMMEDIATE),
             ("work_mem", str(config.work_mem_mb * 1024), IMMEDIATE),  # in kB
         ]
         family = parameter_group_family(config.engine_version)
@@ -311,14 +353,14 @@ class Database(pulumi.ComponentResource):
     def _monitoring_role(self) -> aws.iam.Role:
         role = aws.iam.Role(
             f"{self._name}-monitoring-role",
-            assume_role_policy=assume_role_policy("monitoring.rds.amazonaws.com"),
+            assume_role_policy=service_trust_policy("monitoring.rds", self._args.account),
             tags=self._naming.tags("aurora", "monitoring"),
             opts=child_options(self),
         )
         aws.iam.RolePolicyAttachment(
             f"{self._name}-monitoring-policy",
             role=role.name,
-            policy_arn=pulumi.Output.format(ENHANCED_MONITORING_POLICY, self._args.account.partition),
+            policy_arn=self._args.account.managed_policy_arn(ENHANCED_MONITORING_POLICY),
             opts=child_options(self),
         )
         return role
@@ -326,7 +368,7 @@ class Database(pulumi.ComponentResource):
     def _instance(
         self, index: int, monitoring_role: aws.iam.Role | None, depends_on: list[pulumi.Resource]
     ) -> aws.rds.ClusterInstance:
-        config, zones = self._args.config, self._args.zones
+        config, zones = self._args.config, self._args.placement.zones
         label = "writer" if index == 0 else f"reader-{index}"
         return aws.rds.ClusterInstance(
             f"{self._name}-{label}",
@@ -355,7 +397,7 @@ class Database(pulumi.ComponentResource):
         args = self._args
         role = aws.iam.Role(
             f"{self._name}-proxy-role",
-            assume_role_policy=assume_role_policy("rds.amazonaws.com"),
+            assume_role_policy=service_trust_policy("rds", args.account),
             tags=self._naming.tags("aurora", "proxy"),
             opts=child_options(self),
         )
@@ -374,7 +416,7 @@ class Database(pulumi.ComponentResource):
             name=self._naming.name("aurora", "proxy"),
             engine_family="POSTGRESQL",
             role_arn=role.arn,
-            vpc_subnet_ids=list(args.subnet_ids),
+            vpc_subnet_ids=list(args.placement.subnet_ids),
             vpc_security_group_ids=[self.proxy_security_group.id],
             require_tls=True,  # IAM tokens travel as passwords: TLS only
             idle_client_timeout=config.proxy_idle_client_timeout_seconds,
@@ -410,7 +452,7 @@ class Database(pulumi.ComponentResource):
                 db_proxy_name=proxy.name,
                 db_proxy_endpoint_name=self._naming.name("aurora", "proxy", "ro"),
                 target_role="READ_ONLY",
-                vpc_subnet_ids=list(args.subnet_ids),
+                vpc_subnet_ids=list(args.placement.subnet_ids),
                 vpc_security_group_ids=[self.proxy_security_group.id],
                 tags=self._naming.tags("aurora", "proxy", "ro"),
                 opts=child_options(self),
@@ -423,3 +465,51 @@ def _first_secret_arn(secrets: Sequence[aws.rds.outputs.ClusterMasterUserSecret]
     if arn is None:
         raise ValueError("database: the cluster reported no managed master secret")
     return arn
+
+
+def aurora_alarms(alarms: AlarmSet, metrics: AuroraMetrics) -> dict[str, aws.cloudwatch.MetricAlarm]:
+    """Per instance CPU, freeable memory and connections; over the cluster, the readers' lag."""
+    thresholds = alarms.thresholds
+    for index, instance_id in enumerate(metrics.instance_ids):
+        instance = {"DBInstanceIdentifier": instance_id}
+        alarms.metric(
+            f"aurora-{index}-cpu",
+            f"Aurora instance {index}: CPU above {thresholds.aurora_cpu_percent} %"
+            f" for {thresholds.aurora_cpu_minutes} minutes",
+            namespace=RDS,
+            metric="CPUUtilization",
+            dimensions=instance,
+            threshold=thresholds.aurora_cpu_percent,
+            period=thresholds.aurora_cpu_minutes * MINUTE,
+            evaluation_periods=1,
+        )
+        alarms.metric(
+            f"aurora-{index}-freeable-memory",
+            f"Aurora instance {index}: under {thresholds.aurora_freeable_memory_mib} MiB freeable memory",
+            namespace=RDS,
+            metric="FreeableMemory",
+            dimensions=instance,
+            statistic="Minimum",
+            comparison="LessThanThreshold",
+            threshold=thresholds.aurora_freeable_memory_mib * MIB,
+        )
+        alarms.metric(
+            f"aurora-{index}-connections",
+            f"Aurora instance {index}: more than {thresholds.aurora_connections} connections",
+            namespace=RDS,
+            metric="DatabaseConnections",
+            dimensions=instance,
+            statistic="Maximum",
+            threshold=thresholds.aurora_connections,
+        )
+    if metrics.cluster_id is not None:
+        alarms.metric(
+            "aurora-replica-lag",
+            f"An Aurora reader lags the writer by more than {thresholds.aurora_replica_lag_ms} ms",
+            namespace=RDS,
+            metric="AuroraReplicaLagMaximum",
+            dimensions={"DBClusterIdentifier": metrics.cluster_id},
+            statistic="Maximum",
+            threshold=thresholds.aurora_replica_lag_ms,
+        )
+    return alarms.alarms

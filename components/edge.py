@@ -4,16 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pulumi
 import pulumi_aws as aws
 
 from app import contract
 from components.certificates import dns_validated_certificate
-from components.load_balancer import ORIGIN_SECRET_HEADER
+from components.load_balancer import ORIGIN_SECRET_HEADER, LoadBalancer
 from components.naming import Naming, child_options
 from components.security import EDGE_REGION
 from stack_config.schema import EdgeConfig
+
+if TYPE_CHECKING:
+    from components.context import StackContext
+    from components.storage import Storage
 
 # AWS managed CloudFront policies (ids are fixed by AWS).
 CACHING_DISABLED_POLICY_ID = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
@@ -46,6 +51,7 @@ CLOUDFRONT_BODY_INSPECTION_LIMITS = {16 * 1024: "KB_16", 32 * 1024: "KB_32", 48 
 ALB_ORIGIN, ASSETS_ORIGIN = "alb", "assets"
 HEALTH_CHECK_FAILURE_THRESHOLD = 3
 HEALTH_CHECK_INTERVAL_SECONDS = 30
+ACCESS_LOG_FORMAT = "w3c"
 
 
 @dataclass(frozen=True)
@@ -56,19 +62,39 @@ class EdgeArgs:
     alb_origin_domain: str
     origin_secret: pulumi.Input[str]
     assets_bucket_regional_domain_name: pulumi.Input[str]
-    logs_bucket_domain_name: pulumi.Input[str]
+    # Where CloudWatch Logs delivers CloudFront's access logs: an S3 bucket ARN and prefix.
+    access_logs_destination_arn: pulumi.Input[str]
     health_path: str
     log_retention_days: int
     waf_logs_key_arn: pulumi.Input[str]
-    # What the distribution must wait for although it takes no output of it: standard logging needs the logs
-    # bucket's ownership controls (ACLs enabled) in place when the distribution is created or updated.
-    distribution_waits_for: Sequence[pulumi.Resource] = ()
+    # What the log delivery must wait for although it takes no output of it: the logs bucket's policy that admits
+    # CloudWatch Logs' delivery service (the delivery checks it when it is created).
+    log_delivery_waits_for: Sequence[pulumi.Resource] = ()
+
+    @classmethod
+    def for_stack(cls, stack: StackContext, load_balancer: LoadBalancer, storage: Storage) -> EdgeArgs:
+        """CloudFront in front of the load balancer's origin name and the assets bucket, logging to the logs bucket."""
+        return cls(
+            naming=stack.naming,
+            config=stack.config.edge,
+            zone_id=load_balancer.zone_id,
+            alb_origin_domain=load_balancer.origin_domain,
+            origin_secret=stack.security.origin_verify_value,
+            assets_bucket_regional_domain_name=storage.assets_bucket.bucket_regional_domain_name,
+            access_logs_destination_arn=storage.cloudfront_logs_destination_arn,
+            health_path=contract.HEALTH_LIVE_PATH,
+            log_retention_days=stack.logs.retention_days,
+            waf_logs_key_arn=stack.security.edge_logs_key_arn,
+            log_delivery_waits_for=[storage.logs_bucket_policy],
+        )
 
 
 class Edge(pulumi.ComponentResource):
     """CloudFront (TLS 1.2+, HTTP/2 and 3) with four cache behaviours, a WAF ACL and DNS records."""
 
     distribution: aws.cloudfront.Distribution
+    # CloudFront standard logging v2: the distribution's access logs delivered by CloudWatch Logs to S3.
+    access_log_delivery: aws.cloudwatch.LogDelivery
     web_acl: aws.wafv2.WebAcl
     origin_access_control: aws.cloudfront.OriginAccessControl
     health_check: aws.route53.HealthCheck
@@ -206,12 +232,11 @@ class Edge(pulumi.ComponentResource):
             restrictions=aws.cloudfront.DistributionRestrictionsArgs(
                 geo_restriction=aws.cloudfront.DistributionRestrictionsGeoRestrictionArgs(restriction_type="none")
             ),
-            logging_config=aws.cloudfront.DistributionLoggingConfigArgs(
-                bucket=args.logs_bucket_domain_name, prefix="cloudfront/", include_cookies=False
-            ),
             tags=naming.tags("distribution"),
-            opts=child_options(self, depends_on=list(args.distribution_waits_for)),
+            # The origin secret rotates (rotation/origin_secret.py): the header value is seeded, then its Lambda's.
+            opts=child_options(self, ignore_changes=["origins[0].customHeaders[0].value"]),
         )
+        self.access_log_delivery = self._access_log_delivery(args, in_edge_region)
         self.health_check = aws.route53.HealthCheck(
             f"{name}-health",
             type="HTTPS",
@@ -231,10 +256,44 @@ class Edge(pulumi.ComponentResource):
             {
                 "distribution_id": self.distribution.id,
                 "distribution_arn": self.distribution.arn,
+                "access_log_delivery_id": self.access_log_delivery.id,
                 "distribution_domain_name": self.distribution.domain_name,
                 "web_acl_arn": self.web_acl.arn,
                 "site_url": f"https://{config.domain}",
             }
+        )
+
+    def _access_log_delivery(self, args: EdgeArgs, opts: pulumi.ResourceOptions) -> aws.cloudwatch.LogDelivery:
+        """Access logs through CloudWatch Logs' delivery (the source lives in CloudFront's region, us-east-1): it
+        writes with the bucket policy's grant, where legacy logging needed an ACL grant on the logs bucket."""
+        naming = args.naming
+        source = aws.cloudwatch.LogDeliverySource(
+            f"{self._name}-access-logs-source",
+            name=naming.name("cloudfront-access"),
+            resource_arn=self.distribution.arn,
+            log_type="ACCESS_LOGS",
+            tags=naming.tags("cloudfront-access"),
+            opts=opts,
+        )
+        destination = aws.cloudwatch.LogDeliveryDestination(
+            f"{self._name}-access-logs-destination",
+            name=naming.name("cloudfront-access-s3"),
+            # W3C: the fields and layout of legacy logging, so existing log queries keep working.
+            output_format=ACCESS_LOG_FORMAT,
+            delivery_destination_configuration=aws.cloudwatch.LogDeliveryDestinationDeliveryDestinationConfigurationArgs(
+                destination_resource_arn=args.access_logs_destination_arn
+            ),
+            tags=naming.tags("cloudfront-access-s3"),
+            opts=opts,
+        )
+        return aws.cloudwatch.LogDelivery(
+            f"{self._name}-access-logs",
+            delivery_source_name=source.name,
+            delivery_destination_arn=destination.arn,
+            tags=naming.tags("cloudfront-access"),
+            opts=pulumi.ResourceOptions.merge(
+                opts, pulumi.ResourceOptions(depends_on=list(args.log_delivery_waits_for))
+            ),
         )
 
     def _web_acl(self, config: EdgeConfig, opts: pulumi.ResourceOptions) -> aws.wafv2.WebAcl:

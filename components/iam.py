@@ -40,6 +40,10 @@ class Account:
             resource,
         )
 
+    def managed_policy_arn(self, name: str) -> pulumi.Output[str]:
+        """An AWS managed policy (`service-role/...` or a bare name) in this stack's partition."""
+        return pulumi.Output.format("arn:{0}:iam::aws:policy/{1}", self.partition, name)
+
     def service_principal(self, service: str) -> str:
         """Regional principals (CloudWatch Logs) differ from global ones (`sqs.amazonaws.com`)."""
         if service == "logs":
@@ -86,34 +90,54 @@ def policy_document(*statements: Statement) -> pulumi.Output[str]:
     )
 
 
-def service_trust_policy(service: str, account: Account, source_arn: pulumi.Input[str]) -> pulumi.Output[str]:
-    """A trust policy letting one AWS service assume a role only for this account's `source_arn` (the
-    confused-deputy conditions AWS recommends for service roles)."""
+# The `aws:SourceArn` AWS documents each service setting when it assumes a role or calls KMS for a resource of
+# this account: service -> (ARN service, resource pattern, regional ARN). Sources: the confused-deputy sections
+# of the VPC Flow Logs, ECS (task IAM role), RDS (enhanced monitoring), CloudWatch, SNS, EventBridge and Budgets
+# guides.
+SOURCE_ARNS: dict[str, tuple[str, str, bool]] = {
+    "vpc-flow-logs": ("ec2", "vpc-flow-log/*", True),
+    "ecs-tasks": ("ecs", "*", True),
+    "monitoring.rds": ("rds", "db:*", True),
+    "cloudwatch": ("cloudwatch", "alarm:*", True),
+    "sns": ("sns", "*", True),
+    "events": ("events", "rule/*", True),
+    "budgets": ("budgets", "*", False),
+}
+# Services whose roles this stack creates but whose guides show no confused-deputy keys in the trust policy (AWS
+# Backup, RDS Proxy, the ECS infrastructure role): `aws:SourceAccount` is checked whenever the service sends it
+# (`...IfExists`), so the role keeps working if it does not and is guarded as soon as it does.
+SOURCE_ACCOUNT_IF_SENT = frozenset({"backup", "rds", "ecs"})
+# Services that name the calling account but no resource of theirs (SQS calling KMS for a queue it encrypts).
+SOURCE_ACCOUNT_ONLY = frozenset({"sqs"})
+TRUSTED_SERVICES = frozenset(SOURCE_ARNS) | SOURCE_ACCOUNT_IF_SENT | SOURCE_ACCOUNT_ONLY
+
+
+def confused_deputy_conditions(service: str, account: Account) -> Condition:
+    """The conditions that keep `service` acting for this account only: `aws:SourceAccount`, and `aws:SourceArn`
+    (any resource of the service in this account) where the service sets it."""
+    if service not in TRUSTED_SERVICES:
+        raise ValueError(
+            f"service {service!r}: no confused-deputy conditions known; allowed: {sorted(TRUSTED_SERVICES)}"
+        )
+    if service in SOURCE_ACCOUNT_IF_SENT:
+        return {"StringEqualsIfExists": {"aws:SourceAccount": account.account_id}}
+    if service in SOURCE_ACCOUNT_ONLY:
+        return {"StringEquals": {"aws:SourceAccount": account.account_id}}
+    arn_service, resource, regional = SOURCE_ARNS[service]
+    return {
+        "StringEquals": {"aws:SourceAccount": account.account_id},
+        "ArnLike": {"aws:SourceArn": account.arn(arn_service, resource, region=regional)},
+    }
+
+
+def service_trust_policy(service: str, account: Account) -> pulumi.Output[str]:
+    """The trust policy letting the AWS service `service` (`ecs-tasks`, `backup`...) assume a role, for this
+    account's resources only (the confused-deputy conditions AWS recommends for service roles)."""
     return policy_document(
         Statement(
             "ServiceAssumesForThisAccount",
             ("sts:AssumeRole",),
-            principals={"Service": service},
-            conditions={
-                "StringEquals": {"aws:SourceAccount": account.account_id},
-                "ArnLike": {"aws:SourceArn": source_arn},
-            },
+            principals={"Service": account.service_principal(service)},
+            conditions=confused_deputy_conditions(service, account),
         )
-    )
-
-
-def assume_role_policy(service: str) -> str:
-    """The trust policy that lets one AWS service assume a role."""
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": service},
-                    "Action": "sts:AssumeRole",
-                }
-            ],
-        },
-        sort_keys=True,
     )

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pulumi
 import pulumi_aws as aws
 
+from components.alarms import SQS, AlarmSet, Alerting, QueueMetrics
 from components.iam import Account, Principal, Statement, policy_document
 from components.naming import Naming, child_options
-from stack_config.schema import MessagingConfig, QueueConfig
+from stack_config.schema import AlarmThresholds, MessagingConfig, QueueConfig
+
+if TYPE_CHECKING:
+    from components.context import StackContext
 
 FIFO_SUFFIX = ".fifo"
 # SQS queue names: 80 characters, `.fifo` included; SNS topic names: 256.
@@ -32,7 +38,6 @@ QUEUE_ACTIONS = (
 TOPIC_OWNER_ACTIONS = (
     "SNS:Publish",
     "SNS:Subscribe",
-    "SNS:Receive",
     "SNS:GetTopicAttributes",
     "SNS:SetTopicAttributes",
     "SNS:ListSubscriptionsByTopic",
@@ -43,6 +48,11 @@ TOPIC_OWNER_ACTIONS = (
 # Services that publish to the alerts topic: alarms, budgets and EventBridge rules.
 ALERT_PUBLISHERS = ("cloudwatch", "budgets", "events")
 EVERYONE: Principal = {"AWS": "*"}
+QUEUE_AGE_PERIODS = 3
+# What a consumer calls on a queue it drains (and on its DLQ, to move messages back once a fix is out).
+CONSUME_ACTIONS = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes")
+# SQS encrypts and decrypts with the messaging key on the caller's behalf, sending and receiving alike.
+KEY_USE_ACTIONS = ("kms:GenerateDataKey", "kms:Decrypt")
 
 
 @dataclass(frozen=True)
@@ -52,6 +62,16 @@ class MessagingArgs:
     account: Account
     messaging_key_arn: pulumi.Input[str]
     alert_emails: Sequence[str] = ()
+    # The queues' alarms (oldest message age, a message in a DLQ), and `alerting` for the other layers.
+    alarm_thresholds: AlarmThresholds | None = None
+
+    @classmethod
+    def for_stack(cls, stack: StackContext) -> MessagingArgs:
+        config, observing = stack.config, stack.config.observability
+        key = stack.keys["messaging"].arn
+        return cls(
+            config.messaging, stack.naming, stack.account, key, observing.alert_emails, observing.alarm_thresholds
+        )
 
 
 class Messaging(pulumi.ComponentResource):
@@ -65,6 +85,9 @@ class Messaging(pulumi.ComponentResource):
     dead_letter_queues: dict[str, aws.sqs.Queue]
     alerts_topic: aws.sns.Topic
     events_topic: aws.sns.Topic
+    # The alerts topic and the thresholds, for every layer's alarms (None without `alarm_thresholds`).
+    alerting: Alerting | None
+    alarms: dict[str, aws.cloudwatch.MetricAlarm]
 
     def __init__(self, name: str, args: MessagingArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("platform:messaging:Messaging", name, None, opts)
@@ -111,8 +134,15 @@ class Messaging(pulumi.ComponentResource):
             self.queues[queue_name] = queue
             self.dead_letter_queues[queue_name] = dead_letter_queue
 
+        self.alerting = (
+            Alerting(self.alerts_topic.arn, args.alarm_thresholds) if args.alarm_thresholds is not None else None
+        )
+        self.alarms = (
+            queue_alarms(AlarmSet(self, name, self._naming, self.alerting), self.metrics) if self.alerting else {}
+        )
         self.register_outputs(
             {
+                "alarm_arns": {label: alarm.arn for label, alarm in self.alarms.items()},
                 "alerts_topic_arn": self.alerts_topic.arn,
                 "events_topic_arn": self.events_topic.arn,
                 "queue_urls": {key: queue.url for key, queue in self.queues.items()},
@@ -120,6 +150,30 @@ class Messaging(pulumi.ComponentResource):
                 "dead_letter_queue_arns": {key: queue.arn for key, queue in self.dead_letter_queues.items()},
             }
         )
+
+    @property
+    def metrics(self) -> QueueMetrics:
+        return QueueMetrics(
+            {label: queue.name for label, queue in self.queues.items()},
+            {label: queue.name for label, queue in self.dead_letter_queues.items()},
+        )
+
+    def grant_send(self, queue: str) -> list[Statement]:
+        """Send to the queue `queue` (as configured), with the key SQS encrypts it with."""
+        return [
+            Statement(f"Publish{_sid(queue)}", ("sqs:SendMessage", "sqs:GetQueueAttributes"), [self.queues[queue].arn]),
+            Statement("EncryptMessages", KEY_USE_ACTIONS, [self._key]),
+        ]
+
+    def grant_consume(self, queue: str) -> list[Statement]:
+        """Drain the queue `queue`: receive and delete, move dead letters back (`app dlq redrive`), put a
+        message back for a later try, and the key SQS decrypts with."""
+        return [
+            Statement(f"Consume{_sid(queue)}", CONSUME_ACTIONS, [self.queues[queue].arn]),
+            Statement("RedriveDeadLetters", CONSUME_ACTIONS, [self.dead_letter_queues[queue].arn]),
+            Statement(f"Requeue{_sid(queue)}", ("sqs:SendMessage",), [self.queues[queue].arn]),
+            Statement("DecryptMessages", KEY_USE_ACTIONS, [self._key]),
+        ]
 
     def _queue(self, label: str, config: QueueConfig, dead_letter_queue: aws.sqs.Queue | None) -> aws.sqs.Queue:
         use_kms = config.encryption == "kms"
@@ -220,3 +274,36 @@ class Messaging(pulumi.ComponentResource):
             opts=child_options(self),
         )
         return topic
+
+
+def _sid(label: str) -> str:
+    """A queue's label as a statement id's part (`orders` -> `Orders`): IAM takes letters and digits only."""
+    return "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]+", label))
+
+
+def queue_alarms(alarms: AlarmSet, metrics: QueueMetrics) -> dict[str, aws.cloudwatch.MetricAlarm]:
+    """A work queue whose oldest message waits too long; any message in a dead-letter queue."""
+    thresholds = alarms.thresholds
+    for queue, queue_name in metrics.queue_names.items():
+        alarms.metric(
+            f"{queue}-oldest-message",
+            f"The {queue} queue's oldest message waits over {thresholds.queue_oldest_message_seconds} s",
+            namespace=SQS,
+            metric="ApproximateAgeOfOldestMessage",
+            dimensions={"QueueName": queue_name},
+            statistic="Maximum",
+            threshold=thresholds.queue_oldest_message_seconds,
+            evaluation_periods=QUEUE_AGE_PERIODS,
+        )
+    for queue, queue_name in metrics.dead_letter_queue_names.items():
+        alarms.metric(
+            f"{queue}-dlq-not-empty",
+            f"A message of the {queue} queue failed processing and waits in its dead-letter queue",
+            namespace=SQS,
+            metric="ApproximateNumberOfMessagesVisible",
+            dimensions={"QueueName": queue_name},
+            statistic="Maximum",
+            threshold=0,
+            evaluation_periods=1,
+        )
+    return alarms.alarms

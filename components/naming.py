@@ -76,3 +76,11 @@ class Naming:
 def child_options(parent: pulumi.Resource, **kwargs: object) -> pulumi.ResourceOptions:
     """Options for a component's child: always parented to the component."""
     return pulumi.ResourceOptions(parent=parent, **kwargs)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class LogPolicy:
+    """How every log group of the stack is kept: `observability.logRetentionDays`, encrypted with the logs key."""
+
+    retention_days: int
+    key_arn: pulumi.Input[str]

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pulumi
 import pulumi_aws as aws
 
 from components.iam import Account, Statement, policy_document, service_trust_policy
-from components.naming import Naming, child_options
+from components.naming import LogPolicy, Naming, child_options
 from stack_config.cidr import TIERS, subnet_plan
 from stack_config.schema import NetworkConfig
+
+if TYPE_CHECKING:
+    from components.context import StackContext
 
 INTERNET = "0.0.0.0/0"
 HTTPS = 443
@@ -21,13 +26,28 @@ FLOW_LOG_AGGREGATION_SECONDS = 60
 
 
 @dataclass(frozen=True)
+class Placement:
+    """Where a data store lives and who may reach it: the VPC, its subnets (one per AZ, in the order of `zones`),
+    and the security groups of its clients, the only sources its ingress rules admit."""
+
+    vpc_id: pulumi.Input[str]
+    subnet_ids: Sequence[pulumi.Input[str]]
+    zones: Sequence[str]
+    client_group_ids: Sequence[pulumi.Input[str]]
+
+
+@dataclass(frozen=True)
 class NetworkArgs:
     config: NetworkConfig
     availability_zones: int | list[str]
     naming: Naming
     account: Account
-    log_retention_days: int
-    logs_key_arn: pulumi.Input[str]
+    logs: LogPolicy
+
+    @classmethod
+    def for_stack(cls, stack: StackContext) -> NetworkArgs:
+        config = stack.config
+        return cls(config.network, config.availability_zones, stack.naming, stack.account, stack.logs)
 
 
 class Network(pulumi.ComponentResource):
@@ -114,6 +134,10 @@ class Network(pulumi.ComponentResource):
             }
         )
 
+    def isolated_for(self, clients: Iterable[aws.ec2.SecurityGroup]) -> Placement:
+        """The isolated subnets (no route out), admitting `clients` only: where the data stores live."""
+        return Placement(self.vpc.id, self.subnet_ids("isolated"), self.zones, [client.id for client in clients])
+
     def subnet_ids(self, tier: str) -> list[pulumi.Output[str]]:
         return [subnet.id for subnet in self.subnets[tier]]
 
@@ -190,17 +214,15 @@ class Network(pulumi.ComponentResource):
         log_group = aws.cloudwatch.LogGroup(
             f"{self._name}-flow-logs",
             name=self._naming.log_group("vpc", "flow-logs"),
-            retention_in_days=args.log_retention_days,
-            kms_key_id=args.logs_key_arn,
+            retention_in_days=args.logs.retention_days,
+            kms_key_id=args.logs.key_arn,
             tags=self._naming.tags("flow-logs"),
             opts=child_options(self),
         )
         account = args.account
         role = aws.iam.Role(
             f"{self._name}-flow-logs-role",
-            assume_role_policy=service_trust_policy(
-                "vpc-flow-logs.amazonaws.com", account, account.arn("ec2", "vpc-flow-log/*")
-            ),
+            assume_role_policy=service_trust_policy("vpc-flow-logs", account),
             tags=self._naming.tags("flow-logs"),
             opts=child_options(self),
         )

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import pulumi
 import pulumi_aws as aws
 
-from components.iam import Account, Statement, assume_role_policy, policy_document
+from components.iam import Account, policy_document, service_trust_policy
 from components.naming import BACKUP_TAG, Naming, child_options
-from components.security import KEY_ADMIN_ACTIONS, KEY_DELETION_WINDOW_DAYS, KEY_USE_ACTIONS
+from components.security import KEY_DELETION_WINDOW_DAYS, KeyDomain, key_statements
 from stack_config.schema import BudgetConfig, RecoveryConfig
+
+if TYPE_CHECKING:
+    from components.context import StackContext
+    from components.messaging import Messaging
 
 # AWS Backup's managed policies for its service role: backups and restores, and S3's own pair.
 BACKUP_MANAGED_POLICIES = (
@@ -40,6 +45,10 @@ class RecoveryArgs:
     data_key_arn: pulumi.Input[str]
     # A key in `config.copyRegion` for the copy vault; None: the component creates one there.
     copy_key_arn: pulumi.Input[str] | None = None
+
+    @classmethod
+    def for_stack(cls, stack: StackContext) -> RecoveryArgs:
+        return cls(stack.config.recovery, stack.naming, stack.account, stack.keys["data"].arn)
 
 
 class Recovery(pulumi.ComponentResource):
@@ -94,7 +103,7 @@ class Recovery(pulumi.ComponentResource):
         )
         self.role = aws.iam.Role(
             f"{name}-role",
-            assume_role_policy=assume_role_policy("backup.amazonaws.com"),
+            assume_role_policy=service_trust_policy("backup", args.account),
             tags=naming.tags("backup"),
             opts=child_options(self),
         )
@@ -102,7 +111,7 @@ class Recovery(pulumi.ComponentResource):
             aws.iam.RolePolicyAttachment(
                 f"{name}-{policy.rsplit('/', 1)[-1]}",
                 role=self.role.name,
-                policy_arn=pulumi.Output.format("arn:{0}:iam::aws:policy/{1}", args.account.partition, policy),
+                policy_arn=args.account.managed_policy_arn(policy),
                 opts=child_options(self),
             )
         self.selection = aws.backup.Selection(
@@ -149,25 +158,13 @@ class Recovery(pulumi.ComponentResource):
         """A vault encrypts with a key of its own region, and the data key is single-region: the copies get
         their own customer-managed key there, administered like the security layer's and used only by Backup."""
         naming, account = args.naming, args.account
+        copy_domain = KeyDomain("backup-copy", f"AWS Backup copies in {region}", via_services=COPY_KEY_SERVICES)
         key = aws.kms.Key(
             f"{name}-copy-key",
-            description=f"{naming.prefix}: AWS Backup copies in {region}",
+            description=f"{naming.prefix}: {copy_domain.description}",
             enable_key_rotation=True,
             deletion_window_in_days=KEY_DELETION_WINDOW_DAYS,
-            policy=policy_document(
-                Statement("AccountAdministers", KEY_ADMIN_ACTIONS, ["*"], {"AWS": account.root_arn}),
-                Statement(
-                    "AccountUsesThroughBackup",
-                    (*KEY_USE_ACTIONS, "kms:CreateGrant"),
-                    ["*"],
-                    {"AWS": account.root_arn},
-                    {
-                        "StringEquals": {
-                            "kms:ViaService": [f"{service}.{region}.amazonaws.com" for service in COPY_KEY_SERVICES]
-                        }
-                    },
-                ),
-            ),
+            policy=policy_document(*key_statements(copy_domain, replace(account, region=region))),
             tags=naming.tags("backup-copy", "key"),
             opts=opts,
         )
@@ -185,6 +182,10 @@ class BudgetArgs:
     config: BudgetConfig
     naming: Naming
     alerts_topic_arn: pulumi.Input[str]
+
+    @classmethod
+    def for_stack(cls, stack: StackContext, messaging: Messaging) -> BudgetArgs:
+        return cls(stack.config.budget, stack.naming, messaging.alerts_topic.arn)
 
 
 class Budget(pulumi.ComponentResource):

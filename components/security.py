@@ -8,14 +8,19 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from components.iam import Account, Statement, policy_document
+from components.iam import Account, Condition, Principal, Statement, confused_deputy_conditions, policy_document
 from components.naming import Naming, child_options
 
 KEY_USE_ACTIONS = ("kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey")
-# The account root keeps administration (the key-policy lockout check demands it), by named actions.
+# The account root keeps administration, so the key can never be locked out (KMS's lockout safety check wants
+# the caller able to PutKeyPolicy again): the actions of AWS's "key administrators" statement that act on a
+# key, named (its wildcards also match account-level actions a key policy cannot grant), less `kms:Create*`,
+# which would let any IAM principal of the account create grants (key use) and aliases.
 KEY_ADMIN_ACTIONS = (
-    "kms:Create*", "kms:Describe*", "kms:Enable*", "kms:List*", "kms:Put*", "kms:Update*",
-    "kms:Revoke*", "kms:Disable*", "kms:Get*", "kms:Delete*", "kms:TagResource", "kms:UntagResource",
+    "kms:DescribeKey", "kms:EnableKey", "kms:EnableKeyRotation", "kms:DisableKey", "kms:DisableKeyRotation",
+    "kms:ListGrants", "kms:ListKeyPolicies", "kms:ListKeyRotations", "kms:ListResourceTags",
+    "kms:GetKeyPolicy", "kms:GetKeyRotationStatus", "kms:PutKeyPolicy", "kms:UpdateKeyDescription",
+    "kms:UpdateAlias", "kms:DeleteAlias", "kms:RevokeGrant", "kms:TagResource", "kms:UntagResource",
     "kms:ScheduleKeyDeletion", "kms:CancelKeyDeletion", "kms:RotateKeyOnDemand",
 )  # fmt: skip
 KEY_DELETION_WINDOW_DAYS = 30
@@ -33,6 +38,8 @@ GENERATED_SECRETS = {
     "admin-token": "Bearer token of the API's admin endpoints",
 }
 NOTIFICATION_API_KEY = "notification-api-key"
+# What a rotation changes on the seeded secret version (its value, and its stage once a new version is current).
+ROTATED_VERSION_PROPERTIES = ("secretString", "versionStages")
 
 
 @dataclass(frozen=True)
@@ -47,14 +54,15 @@ class KeyDomain:
     via_services: tuple[str, ...] = ()
 
 
+DATA_DOMAIN = KeyDomain(
+    "data",
+    "Aurora, ElastiCache, Secrets Manager, S3 and AWS Backup",
+    # CloudFront decrypts the assets bucket's objects itself when it reads them through OAC.
+    service_principals=("cloudfront",),
+    via_services=("rds", "elasticache", "secretsmanager", "s3", "backup"),
+)
 KEY_DOMAINS: tuple[KeyDomain, ...] = (
-    KeyDomain(
-        "data",
-        "Aurora, ElastiCache, Secrets Manager, S3 and AWS Backup",
-        # CloudFront decrypts the assets bucket's objects itself when it reads them through OAC.
-        service_principals=("cloudfront",),
-        via_services=("rds", "elasticache", "secretsmanager", "s3", "backup"),
-    ),
+    DATA_DOMAIN,
     KeyDomain("logs", "CloudWatch Logs", service_principals=("logs",)),
     KeyDomain(
         "messaging",
@@ -91,7 +99,8 @@ class Security(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: SecurityArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("platform:security:Security", name, None, opts)
-        self._name, self._naming = name, args.naming
+        self._name, self._naming, self._account = name, args.naming, args.account
+        self._data_key_policy: aws.kms.KeyPolicy | None = None
         self.keys = {domain.name: self._key(name, domain, args.account) for domain in KEY_DOMAINS}
         self.edge_logs_key_arn = (
             self.keys["logs"].arn if args.account.region == EDGE_REGION else self._edge_logs_key(name, args).arn
@@ -105,7 +114,9 @@ class Security(pulumi.ComponentResource):
                 opts=child_options(self),
             )
             self.secret_values[secret_name] = pulumi.Output.secret(password.result)
-            self.secrets[secret_name] = self._secret(secret_name, description, self.secret_values[secret_name])
+            self.secrets[secret_name] = self._secret(
+                secret_name, description, self.secret_values[secret_name], rotated=True
+            )
         if args.notification_api_key is not None:
             self.secrets[NOTIFICATION_API_KEY] = self._secret(
                 NOTIFICATION_API_KEY,
@@ -119,6 +130,14 @@ class Security(pulumi.ComponentResource):
             }
         )
 
+    def grant_read(self, secret: str, sid: str) -> Statement:
+        """Read the secret `secret` (`secrets[secret]`) by ARN at run time."""
+        return Statement(sid, ("secretsmanager:GetSecretValue",), [self.secrets[secret].arn])
+
+    def grant_decrypt(self, domain: str, sid: str = "DecryptSecrets") -> Statement:
+        """Decrypt with the key of `domain` (`keys[domain]`): the secrets are encrypted with the data key."""
+        return Statement(sid, ("kms:Decrypt",), [self.keys[domain].arn])
+
     @property
     def cache_auth_token(self) -> pulumi.Output[str]:
         return self.secret_values["cache-auth-token"]
@@ -127,7 +146,9 @@ class Security(pulumi.ComponentResource):
     def origin_verify_value(self) -> pulumi.Output[str]:
         return self.secret_values["origin-verify"]
 
-    def _secret(self, secret_name: str, description: str, value: pulumi.Output[str]) -> aws.secretsmanager.Secret:
+    def _secret(
+        self, secret_name: str, description: str, value: pulumi.Output[str], *, rotated: bool = False
+    ) -> aws.secretsmanager.Secret:
         secret = aws.secretsmanager.Secret(
             f"{self._name}-{secret_name}",
             name=self._naming.name(secret_name),
@@ -141,7 +162,9 @@ class Security(pulumi.ComponentResource):
             f"{self._name}-{secret_name}-version",
             secret_id=secret.id,
             secret_string=value,
-            opts=child_options(self),
+            # A rotated secret's value, and which version is AWSCURRENT, belong to its rotation Lambda after
+            # the seed (components/rotation.py): `pulumi up` must not put the seeded value back.
+            opts=child_options(self, ignore_changes=list(ROTATED_VERSION_PROPERTIES) if rotated else []),
         )
         return secret
 
@@ -155,45 +178,35 @@ class Security(pulumi.ComponentResource):
         domain = KeyDomain("edge-logs", f"CloudWatch Logs in {EDGE_REGION} (WAF)", service_principals=("logs",))
         return self._key(name, domain, replace(args.account, region=EDGE_REGION), edge_provider)
 
+    def admit_distribution(self, distribution_arn: pulumi.Input[str]) -> aws.kms.KeyPolicy:
+        """Let the CloudFront distribution `distribution_arn` (and no other) decrypt with the data key, for the
+        assets it reads through origin access control. The distribution is built after this key (it needs the
+        bucket the key encrypts), so the data key's policy is a resource of its own, written once it exists."""
+        if self._data_key_policy is not None:
+            raise ValueError("admit_distribution: the data key already admits a distribution")
+        self._data_key_policy = aws.kms.KeyPolicy(
+            f"{self._name}-data-key-policy",
+            key_id=self.keys["data"].key_id,
+            policy=policy_document(*key_statements(DATA_DOMAIN, self._account, distribution_arn)),
+            opts=child_options(self),
+        )
+        return self._data_key_policy
+
     def _key(
         self, name: str, domain: KeyDomain, account: Account, provider: pulumi.ProviderResource | None = None
     ) -> aws.kms.Key:
         naming = self._naming
-        statements = [
-            Statement("AccountAdministers", KEY_ADMIN_ACTIONS, ["*"], {"AWS": account.root_arn}),
-        ]
-        if domain.service_principals:
-            principals = [account.service_principal(service) for service in domain.service_principals]
-            conditions = (
-                {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": account.arn("logs", "log-group:*")}}
-                if "logs" in domain.service_principals
-                else {"StringEquals": {"aws:SourceAccount": account.account_id}}
-            )
-            statements.append(Statement("ServicesEncrypt", KEY_USE_ACTIONS, ["*"], {"Service": principals}, conditions))
-        if domain.via_services:
-            statements.append(
-                Statement(
-                    "AccountUsesThroughServices",
-                    (*KEY_USE_ACTIONS, "kms:CreateGrant"),
-                    ["*"],
-                    {"AWS": account.root_arn},
-                    {
-                        "StringEquals": {
-                            "kms:ViaService": [
-                                f"{service}.{account.region}.amazonaws.com" for service in domain.via_services
-                            ]
-                        }
-                    },
-                )
-            )
+        # A key that admits CloudFront gets its policy from `admit_distribution`: the key never writes one, so
+        # the KeyPolicy resource is its one owner.
+        separate_policy = "cloudfront" in domain.service_principals
         key = aws.kms.Key(
             f"{name}-{domain.name}-key",
             description=f"{naming.prefix}: {domain.description}",
             enable_key_rotation=True,
             deletion_window_in_days=KEY_DELETION_WINDOW_DAYS,
-            policy=policy_document(*statements),
+            policy=None if separate_policy else policy_document(*key_statements(domain, account)),
             tags=naming.tags(domain.name, "key"),
-            opts=child_options(self, provider=provider),
+            opts=child_options(self, provider=provider, ignore_changes=["policy"] if separate_policy else None),
         )
         aws.kms.Alias(
             f"{name}-{domain.name}-alias",
@@ -202,3 +215,52 @@ class Security(pulumi.ComponentResource):
             opts=child_options(self, provider=provider),
         )
         return key
+
+
+def key_statements(
+    domain: KeyDomain, account: Account, distribution_arn: pulumi.Input[str] | None = None
+) -> list[Statement]:
+    """A key's policy: the account administers it (no grant or alias creation without conditions), each service
+    principal of `domain` uses it for this account's resources only, and the account's principals use it only
+    through the services of `domain` (`kms:ViaService`, `kms:CallerAccount`); CloudFront only as
+    `distribution_arn`."""
+    statements = [Statement("AccountAdministers", KEY_ADMIN_ACTIONS, ["*"], {"AWS": account.root_arn})]
+    for service in domain.service_principals:
+        principal: Principal = {"Service": account.service_principal(service)}
+        if service == "cloudfront":
+            if distribution_arn is None:
+                raise ValueError(f"key {domain.name}: CloudFront is admitted only with its distribution's ARN")
+            conditions: Condition = {"StringEquals": {"AWS:SourceArn": distribution_arn}}
+            statements.append(Statement("DistributionDecrypts", ("kms:Decrypt",), ["*"], principal, conditions))
+            continue
+        if service == "logs":
+            # CloudWatch Logs names the log group in the encryption context, not in aws:SourceArn.
+            conditions = {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": account.arn("logs", "log-group:*")}}
+        else:
+            conditions = confused_deputy_conditions(service, account)
+        sid = "".join(part.capitalize() for part in service.split("-")) + "Encrypts"
+        statements.append(Statement(sid, KEY_USE_ACTIONS, ["*"], principal, conditions))
+    if domain.via_services:
+        statements.extend(via_service_statements(account, domain.via_services))
+    return statements
+
+
+def via_service_statements(account: Account, services: tuple[str, ...]) -> list[Statement]:
+    """The account's principals use the key only through `services` in the key's region; grants only for the
+    AWS resources those services create (the grants RDS, Backup and ElastiCache make on the key)."""
+    through = {
+        "kms:ViaService": [f"{service}.{account.region}.amazonaws.com" for service in services],
+        "kms:CallerAccount": account.account_id,
+    }
+    return [
+        Statement(
+            "AccountUsesThroughServices", KEY_USE_ACTIONS, ["*"], {"AWS": account.root_arn}, {"StringEquals": through}
+        ),
+        Statement(
+            "AccountGrantsToServiceResources",
+            ("kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"),
+            ["*"],
+            {"AWS": account.root_arn},
+            {"StringEquals": through, "Bool": {"kms:GrantIsForAWSResource": "true"}},
+        ),
+    ]

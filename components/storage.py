@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pulumi
 import pulumi_aws as aws
 
 from components.iam import Account, Principal, Statement, policy_document
 from components.naming import Naming, child_options
+from components.security import EDGE_REGION
+
+if TYPE_CHECKING:
+    from components.context import StackContext
 
 EVERYONE: Principal = {"AWS": "*"}
 # Every S3 call is denied over plain HTTP; the deny names the operations instead of `s3:*`.
@@ -38,6 +43,12 @@ BUCKET_ACTIONS = (
 # Where each log service writes inside the logs bucket (the ALB and CloudFront take these prefixes).
 ALB_LOG_PREFIX = "alb"
 CLOUDFRONT_LOG_PREFIX = "cloudfront"
+# S3 server access logs of the assets bucket: every read, write and delete, under a prefix of their own.
+ASSETS_ACCESS_LOG_PREFIX = "s3-access/assets/"
+S3_LOG_DELIVERY_SERVICE = "logging.s3.amazonaws.com"
+# CloudWatch Logs' vended delivery (CloudFront standard logging v2) writes as this service, from the delivery
+# source's region: CloudFront's is always us-east-1.
+VENDED_LOG_DELIVERY_SERVICE = "delivery.logs.amazonaws.com"
 # Regions where ELB writes access logs as a regional account of its own, the regions the AWS docs list
 # with an ELB account id and `aws.elb.get_service_account` answers for (those opened before August
 # 2022, Jakarta included). Every other region takes the log-delivery service principal instead.
@@ -86,28 +97,35 @@ class StorageArgs:
     data_key_arn: pulumi.Input[str]
     access_log_retention_days: int
     noncurrent_version_retention_days: int
-    # The distribution that reads the assets through origin access control; until the edge layer
-    # passes it, any CloudFront distribution of this account may read (the assets are public content).
-    cdn_distribution_arn: pulumi.Input[str] | None = None
     force_destroy: bool = False
+
+    @classmethod
+    def for_stack(cls, stack: StackContext) -> StorageArgs:
+        config = stack.config
+        return cls(
+            stack.naming,
+            stack.account,
+            stack.keys["data"].arn,
+            config.observability.access_log_retention_days,
+            config.recovery.noncurrent_version_retention_days,
+        )
 
 
 class Storage(pulumi.ComponentResource):
-    """Two private, versioned, TLS-only buckets: `assets_bucket` (SSE-KMS) and `logs_bucket` (SSE-S3).
+    """Two private, versioned, TLS-only buckets with ACLs disabled: `assets_bucket` (SSE-KMS) and `logs_bucket`
+    (SSE-S3).
 
-    The logs bucket uses SSE-S3 because ALB access logs support no other encryption, and
-    BucketOwnerPreferred ownership because CloudFront standard (legacy) logging writes with an ACL
-    grant to its log-delivery account: with ACLs disabled (BucketOwnerEnforced) CloudFront cannot
-    deliver. Objects uploaded with `bucket-owner-full-control` still belong to the bucket owner.
-    The assets bucket keeps ACLs disabled (BucketOwnerEnforced).
+    The logs bucket uses SSE-S3 because neither ALB access logs nor S3 server access logs support a KMS
+    default encryption. Every log writer is admitted by the bucket policy alone (ELB, S3 server access
+    logging, CloudWatch Logs' delivery of CloudFront's logs), each under its own prefix and scoped to this
+    account's sources, so the bucket needs no ACL (BucketOwnerEnforced).
     """
 
     assets_bucket: aws.s3.Bucket
     logs_bucket: aws.s3.Bucket
-    # CloudFront standard logging needs ACLs enabled on the logs bucket before it is configured.
-    logs_bucket_ownership: aws.s3.BucketOwnershipControls
-    # The logs bucket's policy, ELB's write grant included: the ALB waits for it.
+    # The logs bucket's policy, every log writer's grant included: the ALB and the log deliveries wait for it.
     logs_bucket_policy: aws.s3.BucketPolicy
+    assets_access_logging: aws.s3.BucketLogging
 
     def __init__(self, name: str, args: StorageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("platform:storage:Storage", name, None, opts)
@@ -115,10 +133,9 @@ class Storage(pulumi.ComponentResource):
 
         # Assets are state (uploads, built files): AWS Backup's plan selects the bucket by its tag.
         self.assets_bucket = self._bucket("assets", args, self._naming.stateful_tags("assets"))
-        _, assets_guards = self._guards(
+        assets_guards = self._guards(
             "assets",
             self.assets_bucket,
-            ownership="BucketOwnerEnforced",
             encryption=aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
                 apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
                     sse_algorithm="aws:kms", kms_master_key_id=args.data_key_arn
@@ -145,32 +162,13 @@ class Storage(pulumi.ComponentResource):
             ],
             opts=child_options(self, depends_on=assets_guards),
         )
-        cdn_source = (
-            {"StringEquals": {"AWS:SourceArn": args.cdn_distribution_arn}}
-            if args.cdn_distribution_arn is not None
-            else {
-                "StringEquals": {"AWS:SourceAccount": self._account.account_id},
-                "ArnLike": {"AWS:SourceArn": self._account.arn("cloudfront", "distribution/*", region=False)},
-            }
-        )
-        self._policy(
-            "assets",
-            self.assets_bucket,
-            assets_guards,
-            Statement(
-                "CloudFrontReadsThroughOriginAccessControl",
-                ("s3:GetObject",),
-                [pulumi.Output.concat(self.assets_bucket.arn, "/*")],
-                {"Service": "cloudfront.amazonaws.com"},
-                cdn_source,
-            ),
-        )
+        # The assets bucket's policy names the one distribution that reads it: `admit_distribution` writes it.
+        self._assets_guards = assets_guards
 
         self.logs_bucket = self._bucket("logs", args, self._naming.tags("logs"))
-        self.logs_bucket_ownership, logs_guards = self._guards(
+        logs_guards = self._guards(
             "logs",
             self.logs_bucket,
-            ownership="BucketOwnerPreferred",
             encryption=aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
                 apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
                     sse_algorithm="AES256"
@@ -204,6 +202,22 @@ class Storage(pulumi.ComponentResource):
                 [pulumi.Output.format("{0}/{1}/AWSLogs/{2}/*", self.logs_bucket.arn, ALB_LOG_PREFIX, account_id)],
                 self._elb_log_writer(),
             ),
+            *self._access_log_grants(),
+            *self._cloudfront_log_grants(),
+        )
+        # Logged once the grant is in place: S3 checks it when logging is configured.
+        self.assets_access_logging = aws.s3.BucketLogging(
+            f"{name}-assets-access-logging",
+            bucket=self.assets_bucket.id,
+            target_bucket=self.logs_bucket.id,
+            target_prefix=ASSETS_ACCESS_LOG_PREFIX,
+            # Date-partitioned keys, so Athena reads a day without listing the whole prefix.
+            target_object_key_format=aws.s3.BucketLoggingTargetObjectKeyFormatArgs(
+                partitioned_prefix=aws.s3.BucketLoggingTargetObjectKeyFormatPartitionedPrefixArgs(
+                    partition_date_source="EventTime"
+                )
+            ),
+            opts=child_options(self, depends_on=[self.logs_bucket_policy]),
         )
 
         self.register_outputs(
@@ -216,6 +230,54 @@ class Storage(pulumi.ComponentResource):
                 "logs_bucket_domain_name": self.logs_bucket.bucket_domain_name,
             }
         )
+
+    @property
+    def cloudfront_logs_destination_arn(self) -> pulumi.Output[str]:
+        """Where CloudFront's access logs are delivered: the logs bucket's ARN and CloudFront's prefix."""
+        return pulumi.Output.format("{0}/{1}", self.logs_bucket.arn, CLOUDFRONT_LOG_PREFIX)
+
+    def _access_log_grants(self) -> list[Statement]:
+        """S3 server access logging writes the assets bucket's log under its prefix, for this account's bucket only."""
+        return [
+            Statement(
+                "S3ServerAccessLogsDelivered",
+                ("s3:PutObject",),
+                [pulumi.Output.format("{0}/{1}*", self.logs_bucket.arn, ASSETS_ACCESS_LOG_PREFIX)],
+                {"Service": S3_LOG_DELIVERY_SERVICE},
+                {
+                    "StringEquals": {"aws:SourceAccount": self._account.account_id},
+                    "ArnLike": {"aws:SourceArn": self.assets_bucket.arn},
+                },
+            )
+        ]
+
+    def _cloudfront_log_grants(self) -> list[Statement]:
+        """CloudWatch Logs delivers CloudFront's logs (the statements its docs give for S3 destinations), only from
+        this account's delivery sources in CloudFront's region."""
+        source = {"aws:SourceAccount": self._account.account_id}
+        source_arn = {
+            "aws:SourceArn": pulumi.Output.format(
+                "arn:{0}:logs:{1}:{2}:*", self._account.partition, EDGE_REGION, self._account.account_id
+            )
+        }
+        delivery: Principal = {"Service": VENDED_LOG_DELIVERY_SERVICE}
+        return [
+            Statement(
+                "CloudFrontLogsDelivered",
+                ("s3:PutObject",),
+                [pulumi.Output.format("{0}/{1}/*", self.logs_bucket.arn, CLOUDFRONT_LOG_PREFIX)],
+                delivery,
+                {"StringEquals": {**source, "s3:x-amz-acl": "bucket-owner-full-control"}, "ArnLike": source_arn},
+            ),
+            # The delivery checks the bucket's owner before it writes (without ListBucket it logs AccessDenied).
+            Statement(
+                "CloudFrontLogsDeliveryChecksBucket",
+                ("s3:GetBucketAcl", "s3:ListBucket"),
+                [self.logs_bucket.arn],
+                delivery,
+                {"StringEquals": source, "ArnLike": source_arn},
+            ),
+        ]
 
     def _elb_log_writer(self) -> Principal:
         """Who writes ALB access logs in this region: ELB's regional account, or its service principal."""
@@ -244,20 +306,10 @@ class Storage(pulumi.ComponentResource):
         self,
         label: str,
         bucket: aws.s3.Bucket,
-        ownership: str,
         encryption: aws.s3.BucketServerSideEncryptionConfigurationRuleArgs,
-    ) -> tuple[aws.s3.BucketOwnershipControls, list[pulumi.Resource]]:
-        """Public access block, ownership, versioning and default encryption: in place before any policy.
-
-        Returns the ownership controls on their own too (log delivery that writes ACLs waits for them).
-        """
-        ownership_controls = aws.s3.BucketOwnershipControls(
-            f"{self._name}-{label}-ownership",
-            bucket=bucket.id,
-            rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership=ownership),
-            opts=child_options(self),
-        )
-        return ownership_controls, [
+    ) -> list[pulumi.Resource]:
+        """Public access block, ownership, versioning and default encryption: in place before any policy."""
+        return [
             aws.s3.BucketPublicAccessBlock(
                 f"{self._name}-{label}-public-access-block",
                 bucket=bucket.id,
@@ -267,7 +319,13 @@ class Storage(pulumi.ComponentResource):
                 restrict_public_buckets=True,
                 opts=child_options(self),
             ),
-            ownership_controls,
+            aws.s3.BucketOwnershipControls(
+                f"{self._name}-{label}-ownership",
+                bucket=bucket.id,
+                # ACLs disabled: every writer is admitted by the bucket policy, every object is the bucket owner's.
+                rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
+                opts=child_options(self),
+            ),
             aws.s3.BucketVersioning(
                 f"{self._name}-{label}-versioning",
                 bucket=bucket.id,
@@ -293,6 +351,22 @@ class Storage(pulumi.ComponentResource):
             ),
             abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
                 days_after_initiation=ABORT_INCOMPLETE_UPLOADS_DAYS
+            ),
+        )
+
+    def admit_distribution(self, distribution_arn: pulumi.Input[str]) -> aws.s3.BucketPolicy:
+        """The assets bucket's policy: TLS only, and reads through origin access control by the CloudFront
+        distribution `distribution_arn` alone (the edge layer builds it from this bucket, hence a call after)."""
+        return self._policy(
+            "assets",
+            self.assets_bucket,
+            self._assets_guards,
+            Statement(
+                "CloudFrontReadsThroughOriginAccessControl",
+                ("s3:GetObject",),
+                [pulumi.Output.concat(self.assets_bucket.arn, "/*")],
+                {"Service": "cloudfront.amazonaws.com"},
+                {"StringEquals": {"AWS:SourceArn": distribution_arn}},
             ),
         )
 

@@ -17,16 +17,9 @@ from rich.tree import Tree
 
 from platformctl.cost import CostEstimate, UsageAssumptions
 from platformctl.plan import Plan, PlanUsageError, read_project, read_stack_config, run_plan
-from platformctl.policy import (
-    PACK_DIR,
-    PolicyError,
-    PolicyPackProcess,
-    PolicyReport,
-    check_plan,
-    load_pack_config,
-    resolve_config,
-    rules_markdown,
-)
+from platformctl.policy import PACK_DIR, PolicyError, PolicyPackProcess, PolicyReport, check_plan, load_pack_config
+from platformctl.policy.config import levels_by_stack
+from platformctl.policy.report import rules_markdown
 from stack_config.errors import StackConfigError
 from stack_config.json_schema import stack_file_schema
 
@@ -193,26 +186,8 @@ def _write_json(json_file: Path, result: Plan, report: PolicyReport | None) -> N
 
 
 def _print_violations(report: PolicyReport) -> None:
-    """Violations grouped by severity, then rule, each rule with its remediation."""
-    remediation = {rule.name: rule.remediation for rule in report.rules}
-    if report.violations:
-        out.print(
-            f"Policy violations of {report.stack}: {len(report.mandatory)} mandatory, {len(report.advisory)} advisory"
-            " (by severity, then rule)",
-            markup=False,
-        )
-    current_severity, current_rule = "", ""
-    for violation in report.violations:
-        if violation.severity != current_severity:
-            current_severity, current_rule = violation.severity, ""
-            out.print(f"{current_severity.upper()} severity", markup=False)
-        if violation.rule != current_rule:
-            current_rule = violation.rule
-            level = report.levels.get(violation.rule, violation.enforcement_level)
-            out.print(f"  {violation.rule} [{level}]", markup=False)
-            out.print(f"    fix: {remediation.get(violation.rule, '')}", markup=False)
-        out.print(f"    - {violation.message}", markup=False)
-    out.print(report.summary(), markup=False)
+    for line in report.text():
+        out.print(line, markup=False)
 
 
 def _rules_table(pack_dir: Path) -> str:
@@ -220,10 +195,7 @@ def _rules_table(pack_dir: Path) -> str:
     try:
         with PolicyPackProcess(pack_dir) as pack:
             rules = pack.rules()
-        levels = {
-            path.stem: {name: level for name, (level, _) in resolve_config(rules, load_pack_config(path)).items()}
-            for path in sorted((pack_dir / "config").glob("*.json"))
-        }
+        levels = levels_by_stack(rules, pack_dir / "config")
     except PolicyError as error:
         err.print(f"platformctl policy: {error}", markup=False)
         raise typer.Exit(EXIT_INVALID) from None

@@ -17,7 +17,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from platformctl.plan import SECRET_MASK
+from stack_config.errors import SECRET_MASK
 
 REPLACE_TABLE = Path(__file__).with_name("replace_on_change.json")
 ALL_PROPERTIES = "*"

@@ -55,13 +55,20 @@ IDENTIFIERS: dict[str, tuple[str, str, str]] = {
     "aws:rds/proxyDefaultTargetGroup:ProxyDefaultTargetGroup": ("", "rds", "target-group:prx-tg-{digest}"),
     "aws:rds/proxyEndpoint:ProxyEndpoint": ("", "rds", "db-proxy-endpoint:prx-endpoint-{digest}"),
     "aws:elasticache/replicationGroup:ReplicationGroup": ("", "elasticache", "replicationgroup:{id}"),
+    # ELB names a listener and its rules after the load balancer (`app/<name>/<id>`), then their own ids.
+    "aws:lb/listener:Listener": ("", "elasticloadbalancing", "listener/app/alb/{digest}/{suffix}"),
+    "aws:lb/listenerRule:ListenerRule": ("", "elasticloadbalancing", "listener-rule/app/alb/{digest}/{suffix}/{id}"),
     "aws:elasticache/parameterGroup:ParameterGroup": ("", "elasticache", "parametergroup:{id}"),
     "aws:elasticache/subnetGroup:SubnetGroup": ("", "elasticache", "subnetgroup:{id}"),
     "aws:secretsmanager/secret:Secret": ("", "secretsmanager", "secret:{name}-{suffix}"),
+    "aws:lambda/function:Function": ("", "lambda", "function:{name}"),
     # messaging, storage, observability, recovery
     "aws:sqs/queue:Queue": ("", "sqs", "{name}"),
     "aws:sns/topic:Topic": ("", "sns", "{name}"),
     "aws:cloudwatch/metricAlarm:MetricAlarm": ("", "cloudwatch", "alarm:{name}"),
+    "aws:cloudwatch/logDeliverySource:LogDeliverySource": ("", "logs", "delivery-source:{name}"),
+    "aws:cloudwatch/logDeliveryDestination:LogDeliveryDestination": ("", "logs", "delivery-destination:{name}"),
+    "aws:ecs/cluster:Cluster": ("", "ecs", "cluster/{name}"),
     "aws:xray/samplingRule:SamplingRule": ("", "xray", "sampling-rule/{id}"),
     "aws:backup/vault:Vault": ("", "backup", "backup-vault:{name}"),
     "aws:backup/plan:Plan": ("", "backup", "backup-plan:{id}"),
@@ -78,6 +85,7 @@ ID_FROM_INPUT = {
     "aws:elasticache/replicationGroup:ReplicationGroup": "replicationGroupId",
     "aws:elasticache/parameterGroup:ParameterGroup": "name",
     "aws:elasticache/subnetGroup:SubnetGroup": "name",
+    "aws:lambda/function:Function": "name",
     "aws:s3/bucket:Bucket": "bucket",
     "aws:cloudwatch/metricAlarm:MetricAlarm": "name",
     "aws:cloudwatch/dashboard:Dashboard": "dashboardName",
@@ -226,7 +234,7 @@ class OfflineMocks(pulumi.runtime.Mocks):
         arn_region = "" if service in GLOBAL_SERVICES else region
         state.setdefault(
             "arn",
-            f"arn:aws:{service}:{arn_region}:{ACCOUNT_ID}:"
+            f"arn:{partition_of(region)}:{service}:{arn_region}:{ACCOUNT_ID}:"
             + template.format(id=resource_id, name=name, digest=_digest(args.name), suffix=_digest(name, length=6)),
         )
         state.setdefault("tagsAll", state.get("tags", {}))
@@ -303,7 +311,7 @@ class OfflineMocks(pulumi.runtime.Mocks):
     def _load_balancer(args: pulumi.runtime.MockResourceArgs, resource_id: str, region: str) -> Outputs:
         suffix = f"app/{args.name}/{_digest('alb', args.name, length=16)}"
         return {
-            "arn": f"arn:aws:elasticloadbalancing:{region}:{ACCOUNT_ID}:loadbalancer/{suffix}",
+            "arn": f"arn:{partition_of(region)}:elasticloadbalancing:{region}:{ACCOUNT_ID}:loadbalancer/{suffix}",
             "arnSuffix": suffix,
             "dnsName": f"{args.name}-{_digest('dns', args.name, length=10)}.{region}.elb.amazonaws.com",
             "zoneId": "Z35SXDOTRQ7X7K",
@@ -312,13 +320,14 @@ class OfflineMocks(pulumi.runtime.Mocks):
     @staticmethod
     def _target_group(args: pulumi.runtime.MockResourceArgs, resource_id: str, region: str) -> Outputs:
         suffix = f"targetgroup/{args.name[:32]}/{_digest('tg', args.name, length=16)}"
-        return {"arn": f"arn:aws:elasticloadbalancing:{region}:{ACCOUNT_ID}:{suffix}", "arnSuffix": suffix}
+        partition = partition_of(region)
+        return {"arn": f"arn:{partition}:elasticloadbalancing:{region}:{ACCOUNT_ID}:{suffix}", "arnSuffix": suffix}
 
     @staticmethod
     def _distribution(args: pulumi.runtime.MockResourceArgs, resource_id: str, region: str) -> Outputs:
         distribution_id = "E" + _digest("cf", args.name, length=13).upper()
         return {
-            "arn": f"arn:aws:cloudfront::{ACCOUNT_ID}:distribution/{distribution_id}",
+            "arn": f"arn:{partition_of(region)}:cloudfront::{ACCOUNT_ID}:distribution/{distribution_id}",
             "domainName": f"d{_digest('cfd', args.name, length=13)}.cloudfront.net",
             "hostedZoneId": "Z2FDTNDATAQYW2",  # CloudFront's alias zone
         }
@@ -336,7 +345,8 @@ class OfflineMocks(pulumi.runtime.Mocks):
     def _web_acl(args: pulumi.runtime.MockResourceArgs, resource_id: str, region: str) -> Outputs:
         scope = "global" if args.inputs.get("scope") == "CLOUDFRONT" else "regional"
         name = args.inputs.get("name", args.name)
-        return {"arn": f"arn:aws:wafv2:{region}:{ACCOUNT_ID}:{scope}/webacl/{name}/{_uuid_like('waf', args.name)}"}
+        acl = f"{scope}/webacl/{name}/{_uuid_like('waf', args.name)}"
+        return {"arn": f"arn:{partition_of(region)}:wafv2:{region}:{ACCOUNT_ID}:{acl}"}
 
     # --- data layers ------------------------------------------------------------------------------
 
@@ -355,7 +365,7 @@ class OfflineMocks(pulumi.runtime.Mocks):
             outputs["masterUserSecrets"] = [
                 {
                     "kmsKeyId": args.inputs.get("masterUserSecretKmsKeyId"),
-                    "secretArn": f"arn:aws:secretsmanager:{region}:{ACCOUNT_ID}:secret:rds!cluster-"
+                    "secretArn": f"arn:{partition_of(region)}:secretsmanager:{region}:{ACCOUNT_ID}:secret:rds!cluster-"
                     f"{_uuid_like('master', resource_id)}-{_digest('suffix', resource_id, length=6)}",
                     "secretStatus": "active",
                 }
@@ -413,7 +423,7 @@ class OfflineMocks(pulumi.runtime.Mocks):
 
     @staticmethod
     def _subscription(args: pulumi.runtime.MockResourceArgs, resource_id: str, region: str) -> Outputs:
-        topic = str(args.inputs.get("topic", f"arn:aws:sns:{region}:{ACCOUNT_ID}:topic"))
+        topic = str(args.inputs.get("topic", f"arn:{partition_of(region)}:sns:{region}:{ACCOUNT_ID}:topic"))
         # Email subscriptions wait for the recipient to confirm.
         pending = args.inputs.get("protocol") == "email"
         return {"arn": f"{topic}:{_uuid_like('sub', args.name)}", "ownerId": ACCOUNT_ID, "pendingConfirmation": pending}
@@ -423,7 +433,7 @@ class OfflineMocks(pulumi.runtime.Mocks):
         bucket = str(args.inputs.get("bucket") or f"{args.name}-{_digest(args.name, length=12)}")
         return {
             "bucket": bucket,
-            "arn": f"arn:aws:s3:::{bucket}",
+            "arn": f"arn:{partition_of(region)}:s3:::{bucket}",
             "bucketDomainName": f"{bucket}.s3.amazonaws.com",
             "bucketRegionalDomainName": f"{bucket}.s3.{region}.amazonaws.com",
             "hostedZoneId": "Z3AQBSTGFYJSTF",  # S3's zone in us-east-1
@@ -431,7 +441,8 @@ class OfflineMocks(pulumi.runtime.Mocks):
 
     @staticmethod
     def _dashboard(args: pulumi.runtime.MockResourceArgs, resource_id: str, region: str) -> Outputs:
-        return {"dashboardArn": f"arn:aws:cloudwatch::{ACCOUNT_ID}:dashboard/{args.inputs.get('dashboardName')}"}
+        dashboard = args.inputs.get("dashboardName")
+        return {"dashboardArn": f"arn:{partition_of(region)}:cloudwatch::{ACCOUNT_ID}:dashboard/{dashboard}"}
 
     @staticmethod
     def _backup_plan(args: pulumi.runtime.MockResourceArgs, resource_id: str, region: str) -> Outputs:
@@ -470,7 +481,7 @@ class OfflineMocks(pulumi.runtime.Mocks):
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
             return {
                 "accountId": ACCOUNT_ID,
-                "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/offline-plan",
+                "arn": f"arn:{partition_of(region)}:iam::{ACCOUNT_ID}:user/offline-plan",
                 "userId": "AIDAOFFLINEPLAN",
                 "id": ACCOUNT_ID,
             }

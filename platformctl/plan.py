@@ -29,8 +29,8 @@ from pulumi.runtime.stack import run_in_stack, wait_for_rpcs
 from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
 from platformctl.mocks import DEFAULT_REGION, OfflineMocks
+from stack_config.errors import SECRET_MASK  # config errors and plans show a secret alike
 
-SECRET_MASK = "[secret]"  # noqa: S105 (a mask, not a secret)
 # What an offline plan passes for a `secure:` value it cannot decrypt; masked like any secret.
 OFFLINE_SECRET_PLACEHOLDER = "offline-plan-placeholder-secret"  # noqa: S105
 STACK_TYPE = "pulumi:pulumi:Stack"
@@ -55,6 +55,8 @@ class PlannedResource:
     # What `platformctl diff` needs to match a moved resource and to honour the program's replace option.
     aliases: list[str] = field(default_factory=list)
     replace_on_changes: list[str] = field(default_factory=list)
+    # Inputs the program leaves to someone else after creation (a rotation, ECS's deployments).
+    ignore_changes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -70,6 +72,7 @@ class PlannedResource:
             "propertyDependencies": self.property_dependencies,
             "aliases": self.aliases,
             "replaceOnChanges": self.replace_on_changes,
+            "ignoreChanges": self.ignore_changes,
         }
 
 
@@ -165,6 +168,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             # SDKs send alias specs (`aliases`); older ones resolved URNs themselves (`aliasURNs`).
             aliases=sorted({*request.aliasURNs, *(_alias_urn(alias, request, urn) for alias in request.aliases)}),
             replace_on_changes=sorted(request.replaceOnChanges),
+            ignore_changes=sorted(request.ignoreChanges),
         )
         return response
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from stack_config.errors import NAMESPACE
+from stack_config.profiles import with_environment_defaults
 from stack_config.schema import PlatformConfig
 
 SECURE_VALUE: dict[str, Any] = {
@@ -22,7 +23,7 @@ def _allow_secure(schema: dict[str, Any]) -> dict[str, Any]:
 
 def stack_file_schema() -> dict[str, Any]:
     """`Pulumi.<stack>.yaml`: `platform:` keys typed by PlatformConfig, any other namespace open."""
-    config_schema = PlatformConfig.model_json_schema(by_alias=True, mode="validation")
+    config_schema = with_environment_defaults(PlatformConfig.model_json_schema(by_alias=True, mode="validation"))
     definitions = config_schema.pop("$defs", {})
     definitions["SecureValue"] = SECURE_VALUE
     properties = {f"{NAMESPACE}:{key}": _allow_secure(value) for key, value in config_schema["properties"].items()}

@@ -1,7 +1,8 @@
 """The typed stack config: every key under the `platform:` namespace of `Pulumi.<stack>.yaml`.
 
-Each field carries its default (the seeds' value) in its description. Defaults that differ between
-staging and prod live in `stack_config.profiles`; rules that span fields live in `stack_config.rules`.
+Each field carries its default (the seeds' value). Defaults that differ between staging and prod live in
+`stack_config.profiles`, which writes each environment's into the editor schema, so descriptions here do
+not repeat them; rules that span fields live in `stack_config.rules`.
 Keys are camelCase in the stack file, as Pulumi config keys conventionally are.
 """
 
@@ -97,7 +98,7 @@ class NetworkConfig(Model):
     )
     nat_strategy: Literal["one_per_az", "single", "none"] = Field(
         default="one_per_az",
-        description="NAT gateways: one per AZ (prod), a single one (cheaper, one AZ's outage cuts egress), or none.",
+        description="NAT gateways: one per AZ, a single one (cheaper, one AZ's outage cuts egress), or none.",
     )
     vpc_endpoints: bool = Field(
         default=True,
@@ -197,7 +198,7 @@ class ServiceConfig(Model):
             "ECS Exec: shells into this service's tasks, every session recorded in the cluster's exec log group."
             " On, each app container gets writable volumes for the exec agent (the root stays read-only) and the"
             " task role its SSM channel and session-log permissions; a shell runs as root and reads what the task"
-            " can (its secrets, its role). Turning it on or off replaces the tasks. Default false; staging true."
+            " can (its secrets, its role). Turning it on or off replaces the tasks."
         ),
     )
     job_timeout_seconds: int = Field(
@@ -222,7 +223,7 @@ class ServicesConfig(Model):
         default=1,
         ge=0,
         le=100,
-        description="Each service's minimum tasks per AZ (the seeds: 2 in prod).",
+        description="Each service's minimum tasks per AZ (the seeds: 2 where availability matters).",
     )
     image_keep_count: int = Field(
         default=20,
@@ -272,7 +273,7 @@ class DatabaseConfig(Model):
     database_name: str = Field(default="app", pattern=r"^[a-z][a-z0-9_]{0,62}$")
     final_snapshot: bool = Field(
         default=True,
-        description="Take a final snapshot when the cluster is deleted (prod). Default true; staging false.",
+        description="Take a final snapshot when the cluster is deleted.",
     )
     auto_minor_version_upgrade: bool = Field(
         default=True, description="Apply minor engine upgrades in the maintenance window. Default true."
@@ -319,7 +320,9 @@ class CacheConfig(Model):
     )
     node_type: str = Field(default="cache.t4g.small", pattern=r"^cache\.[a-z0-9]+\.[a-z0-9]+$")
     replica_count: int = Field(default=1, ge=0, le=5, description="Replicas per shard (AWS allows 5).")
-    snapshot_retention_days: int = Field(default=7, ge=0, le=35, description="Seeds: 7 days.")
+    snapshot_retention_days: int = Field(
+        default=7, ge=0, le=35, description="Days daily snapshots are kept (the seeds: 7; AWS allows 0 to 35)."
+    )
     snapshot_window: str = Field(default="02:00-03:00", pattern=DAILY_WINDOW_PATTERN)
     maintenance_window: str = Field(default="sun:05:30-sun:06:30", pattern=MAINTENANCE_WINDOW_PATTERN)
     eviction_policy: Literal[
@@ -406,7 +409,7 @@ class RecoveryConfig(Model):
         ge=1,
         description=(
             "Recovery point objective. Between two backups only Aurora point-in-time recovery (about 5 minutes)"
-            " meets it (stack_config.rules.recovery_objectives). Default 60; prod 15."
+            " meets it (stack_config.rules.recovery_objectives)."
         ),
     )
     rto_minutes: int = Field(default=240, ge=15, description="Recovery time objective.")
@@ -482,7 +485,7 @@ class PlatformConfig(Model):
     region: str = Field(default="us-east-1", pattern=REGION_PATTERN)
     availability_zones: int | list[str] = Field(
         default=3,
-        description="How many AZs (the region's first N), or their names. Default 3.",
+        description="How many AZs (the region's first N), or their names.",
     )
     network: NetworkConfig = NetworkConfig()
     edge: EdgeConfig

@@ -49,6 +49,18 @@ def plan_with(platform_config: dict[str, Any], stack: str = "test", secret_keys:
     )
 
 
+def layer(plan: Plan, component: str) -> Plan:
+    """The part of a plan of the real program that one layer owns: the component named `component` and every
+    resource beneath it. Tests of one layer read it as the program builds it, with no wiring of their own."""
+    roots = {r.urn for r in plan.resources if not r.custom and r.name == component}
+    assert len(roots) == 1, f"expected one component named {component}, found {len(roots)}"
+    owned = set(roots)
+    for resource in plan.resources:  # a parent registers before its children
+        if resource.parent in owned:
+            owned.add(resource.urn)
+    return Plan(plan.stack, plan.project, [r for r in plan.resources if r.urn in owned], plan.outputs)
+
+
 def by_name(plan: Plan, name: str) -> PlannedResource:
     matches = [resource for resource in plan.resources if resource.name == name]
     assert len(matches) == 1, f"expected one resource named {name}, found {len(matches)}"

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import ast
 import json
 from typing import Any
 
 import pytest
 
 from app import contract
-from platformctl.plan import SECRET_MASK, Plan, PlannedResource
-from tests.support import by_name
+from platformctl.diff import diff_plans
+from platformctl.plan import SECRET_MASK, Plan, PlannedResource, run_plan
+from tests.support import REPO, by_name
 
 INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 # Actions AWS cannot scope to a resource: the only ones allowed a `*` resource.
@@ -83,7 +85,9 @@ def test_tasks_are_non_root_read_only_and_keep_secrets_out_of_the_environment(pl
         assert container["user"] != "root" and not container["user"].startswith("0")
         assert container["readonlyRootFilesystem"] is True and container["privileged"] is False
         for variable in container.get("environment", []):
-            assert not any(word in variable["name"] for word in SECRET_LOOKING), variable["name"]
+            # A secret's ARN (ADMIN_TOKEN_SECRET_ID: the app reads the rotating value at run time) is not its value.
+            if not variable["value"].startswith("arn:"):
+                assert not any(word in variable["name"] for word in SECRET_LOOKING), variable["name"]
             assert variable["value"] != SECRET_MASK
         for secret in container.get("secrets", []):
             assert secret["valueFrom"].split(":password::")[0] in secret_arns | {plan.outputs["database_secret_arn"]}
@@ -95,6 +99,10 @@ def test_every_iam_statement_is_scoped_to_this_stacks_arns(plan: Plan) -> None:
     # `rds-db:connect` names a database user at the proxy or the cluster, by their resource ids.
     database = by_name(plan, "database").outputs
     stack_arns |= {database["proxy_connect_arn"], database["cluster_connect_arn"]}
+    # ECS Exec's operator reaches the tasks of this stack's cluster (`task/<cluster name>/*`), which come and go.
+    stack_arns |= {
+        c.outputs["arn"].replace(":cluster/", ":task/") + "/*" for c in plan.of_type("aws:ecs/cluster:Cluster")
+    }
     policies = [*plan.of_type("aws:iam/rolePolicy:RolePolicy"), *plan.of_type("aws:iam/policy:Policy")]
     assert policies
     for policy in policies:
@@ -125,7 +133,7 @@ def test_the_api_reaches_the_data_layers_through_the_contracts_settings(plan: Pl
 
 
 def test_the_alb_and_services_feed_observability_and_rollback(plan: Plan) -> None:
-    alarms = {a.name.removeprefix("observability-"): a for a in plan.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
+    alarms = {a.name.removeprefix("load-balancer-"): a for a in plan.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
     (alb,) = plan.of_type("aws:lb/loadBalancer:LoadBalancer")
     assert alarms["alb-5xx"].inputs["dimensions"] == {"LoadBalancer": alb.outputs["arnSuffix"]}
     api = by_name(plan, "api-service")
@@ -162,3 +170,47 @@ def test_the_worker_gets_its_dead_letter_queue_and_job_timeout(plan: Plan) -> No
     assert environment[contract.DEAD_LETTER_QUEUE_URL] == plan.outputs["dead_letter_queue_urls"]["orders"]
     assert environment[contract.JOB_TIMEOUT_SECONDS] == "90"
     assert contract.NOTIFICATION_API_KEY not in {s["name"] for s in worker["secrets"]}  # none configured
+
+
+# The URNs of the resources each stack file deployed before the re-layout of issue 16 (custom resources, without
+# the `urn:pulumi:<stack>::<project>::` prefix): written from the plans of that commit (1f257ad).
+DEPLOYED_URNS = REPO / "tests" / "urns"
+
+
+@pytest.mark.parametrize("stack", ["prod", "staging"])
+def test_no_deployed_resource_changes_its_urn_without_an_alias(stack: str) -> None:
+    """A resource whose URN changes (a new parent, type or name) without an alias naming its old URN is one
+    Pulumi deletes and creates again: the database and the cache included. A resource removed on purpose
+    leaves the list in the same change."""
+    head = run_plan(REPO, stack)
+    prefix = f"urn:pulumi:{stack}::{head.project}::"
+    deployed = [
+        {"urn": prefix + line, "type": line.rsplit("::", 1)[0].rsplit("$", 1)[-1], "custom": True}
+        for line in (DEPLOYED_URNS / f"{stack}.txt").read_text().split()
+    ]
+    diff = diff_plans({"stack": stack, "resources": deployed}, head.to_json())
+    assert [change.urn for change in diff.changes if change.action == "delete"] == []
+
+
+def test_every_resource_is_a_child_of_its_layer(plan: Plan) -> None:
+    """Components build their children with `parent=self`: a resource at the stack's root would escape its
+    layer's aliases (and the diagram's layers). Only the providers live there."""
+    root = next(r.urn for r in plan.resources if r.type == "pulumi:pulumi:Stack")
+    at_root = [r.name for r in plan.resources if r.parent == root and r.custom and not r.type.startswith("pulumi:")]
+    assert at_root == []
+
+
+def test_the_layers_know_of_the_app_only_through_its_contract() -> None:
+    """`components/` builds infrastructure for any app: what it must know of this one (ports, paths, commands,
+    settings) is `app/contract.py`, which the app reads too."""
+    for path in sorted((REPO / "components").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module is not None:
+                base = node.module
+                modules = [f"{base}.{alias.name}" for alias in node.names] if base == "app" else [base]
+            else:
+                continue
+            app_modules = [m for m in modules if m == "app" or m.startswith("app.")]
+            assert all(m == "app.contract" for m in app_modules), (path.relative_to(REPO), app_modules)

@@ -1,13 +1,15 @@
-"""Catalog reads (cache-aside) and admin writes."""
+"""Catalog reads (near cache, then Redis cache-aside) and admin writes."""
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
+from typing import Any
 
-from flask import Blueprint, Response, g, jsonify, request
+import psycopg
+from flask import Blueprint, Response, jsonify, request
 
 from app import contract
-from app.catalog import MAX_ID, ProductIn, ProductQuery, StockIn
+from app.catalog import DATABASE, MAX_ID, ProductIn, ProductPatch, ProductQuery, ProductReplace, StockIn
 from app.http.util import json_body, query_args, require_admin, services
 from app.problems import Problem
 
@@ -18,14 +20,18 @@ bp = Blueprint("catalog", __name__)
 PUBLIC_READ_CACHE_CONTROL = f"public, max-age={contract.PRODUCT_CACHE_TTL_SECONDS}"
 
 
-def _public_read(resp: Response) -> Response:
-    """Cacheable for the contract's TTL, with an ETag over the body; a matching If-None-Match gets a 304.
+def _public_read(resp: Response, etag: str | None = None) -> Response:
+    """Cacheable for the contract's TTL, with an ETag over the body (`etag`: already computed over it, as the
+    near cache keeps it); a matching If-None-Match gets a 304.
 
     CloudFront weakens the ETag of a response it compresses, and werkzeug compares If-None-Match weakly, so a
     revalidation through the edge still matches.
     """
     resp.headers["Cache-Control"] = PUBLIC_READ_CACHE_CONTROL
-    resp.add_etag()
+    if etag is None:
+        resp.add_etag()
+    else:
+        resp.set_etag(etag)
     resp.make_conditional(request)  # in place: 304 and no body when the ETag matches
     return resp
 
@@ -50,17 +56,12 @@ def list_products() -> Response:
 @bp.get("/api/products/<int:product_id>")
 def get_product(product_id: int) -> Response:
     _check_id(product_id)
-    catalog = services().catalog
-    # The rate limiter's round trip already fetched the entry when Redis was reachable.
-    raw = g.prefetched if "prefetched" in g else catalog.get_cached_json(product_id)
-    if raw is not None:
-        return _public_read(Response(raw, mimetype="application/json", headers={"X-Cache": "hit"}))
-    product, _ = catalog.get(product_id, skip_cache=True)
-    if product is None:
+    document = services().catalog.read_document(product_id)
+    if document is None:
         raise _not_found(product_id)
-    # The bytes the cache stores (app.cache.Cache.set_json), so a hit and a miss carry one ETag.
-    body = json.dumps(product, separators=(",", ":"))
-    return _public_read(Response(body, mimetype="application/json", headers={"X-Cache": "miss"}))
+    body, etag, tier = document
+    headers = {"X-Cache": "miss" if tier == DATABASE else "hit", "X-Cache-Tier": tier}
+    return _public_read(Response(body, mimetype="application/json", headers=headers), etag)
 
 
 @bp.post("/api/admin/products")
@@ -68,30 +69,42 @@ def create_product() -> tuple[Response, int]:
     require_admin()
     product = services().catalog.create(json_body(ProductIn))
     if not product:
-        raise Problem(
-            409,
-            "Conflict",
-            "'sku': a product with this SKU already exists",
-            errors=[{"field": "sku", "in": "body", "message": "already exists"}],
-            kind="conflict",
-        )
+        raise _sku_taken()
     return jsonify(product), 201
+
+
+def _sku_taken() -> Problem:
+    return Problem.for_field(409, "Conflict", "sku", "body", "another product has this SKU", kind="conflict")
+
+
+def _write(product_id: int, write: Callable[[], dict[str, Any] | None]) -> Response:
+    """An update of an existing product: 404 when there is none, 409 when its new SKU is taken."""
+    try:
+        product = write()
+    except psycopg.errors.UniqueViolation:
+        raise _sku_taken() from None
+    if product is None:
+        raise _not_found(product_id)
+    return jsonify(product)
 
 
 @bp.put("/api/admin/products/<int:product_id>")
 def replace_product(product_id: int) -> Response:
     require_admin()
     _check_id(product_id)
-    body = json_body(ProductIn)
-    try:
-        product = services().catalog.replace(product_id, body)
-    except Exception as exc:
-        if type(exc).__name__ == "UniqueViolation":
-            raise Problem(409, "Conflict", "'sku': another product has this SKU", kind="conflict") from None
-        raise
-    if product is None:
-        raise _not_found(product_id)
-    return jsonify(product)
+    body = json_body(ProductReplace)
+    return _write(product_id, lambda: services().catalog.replace(product_id, body))
+
+
+@bp.patch("/api/admin/products/<int:product_id>")
+def patch_product(product_id: int) -> Response:
+    require_admin()
+    _check_id(product_id)
+    body = json_body(ProductPatch)
+    if not body.model_fields_set:
+        message = f"must name at least one of {', '.join(ProductPatch.model_fields)}"
+        raise Problem.for_field(422, "Invalid request", "body", "body", message)
+    return _write(product_id, lambda: services().catalog.patch(product_id, body))
 
 
 @bp.put("/api/admin/products/<int:product_id>/stock")

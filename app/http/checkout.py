@@ -19,26 +19,22 @@ _KEY = re.compile(IDEMPOTENCY_KEY)
 @bp.post("/api/checkout/orders")
 def place_order() -> tuple[Response, int]:
     key = request.headers.get("Idempotency-Key", "")
-    if not _KEY.match(key):
+    if not _KEY.fullmatch(key):
         message = "required" if not key else "must be 1-255 visible ASCII characters"
-        raise Problem(
-            400,
-            "Invalid request",
-            f"'Idempotency-Key' header: {message}",
-            errors=[{"field": "Idempotency-Key", "in": "header", "message": message}],
-            kind="idempotency-key",
-        )
+        raise Problem.for_field(400, "Invalid request", "Idempotency-Key", "header", message, kind="idempotency-key")
     order = json_body(OrderIn)
     traceparent = current_traceparent(request.headers.get("traceparent"))
     outcome = services().checkout.place("checkout", key, order, correlation_id.get(), traceparent)
     if outcome.status >= 400:
+        # The only stored failure is place_order's rejection of the order (migration 0008).
         problem = Problem(
             outcome.status,
-            outcome.body.get("title", "Error"),
+            outcome.body.get("title", "Invalid order"),
             outcome.body.get("detail"),
             errors=outcome.body.get("errors"),
+            kind="invalid-order",
         )
-        resp = problem.response()
+        resp = problem.response(request.path)
     else:
         resp = jsonify(outcome.body)
         resp.headers["Location"] = f"/api/checkout/orders/{outcome.body['id']}"

@@ -14,7 +14,8 @@ from app.problems import Problem
 from app.types import clean_json
 
 bp = Blueprint("config", __name__)
-_KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+KEY_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
+_KEY = re.compile(KEY_PATTERN)
 
 
 class ConfigValue(BaseModel):
@@ -30,14 +31,8 @@ def get_config() -> Response:
 @bp.put("/api/admin/config/<key>")
 def put_config(key: str) -> Response:
     require_admin()
-    if not _KEY.match(key):
-        raise Problem(
-            400,
-            "Invalid request",
-            "'key' in path: must match ^[a-z][a-z0-9_]{0,63}$",
-            errors=[{"field": "key", "in": "path", "message": "invalid config key"}],
-            kind="validation",
-        )
+    if not _KEY.fullmatch(key):
+        raise Problem.for_field(400, "Invalid request", "key", "path", f"must match {KEY_PATTERN}")
     body = json_body(ConfigValue)
     svc = services()
     with svc.db.transaction() as conn:

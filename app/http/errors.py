@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import psycopg
 import structlog
-from flask import Flask, Response, request
+from flask import Flask, Response, jsonify, request
 from psycopg_pool import PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from app import contract
 from app.cache import REDIS_ERRORS
-from app.problems import Problem
+from app.problems import KINDS, TYPE_PREFIX, Problem, kind_for_status, type_uri
 from app.resilience import CircuitOpenError
 
 log = structlog.get_logger("app.http")
@@ -22,7 +22,16 @@ def _unavailable(detail: str) -> Response:
     )
 
 
+def describe(kind: str) -> Response:
+    """What a problem `type` means: its URI dereferences here."""
+    if kind not in KINDS:
+        raise Problem(404, "Not found", f"'kind' in path: no problem type '{kind}'", kind="not-found")
+    return jsonify({"type": type_uri(kind), "description": KINDS[kind]})
+
+
 def install(app: Flask) -> None:
+    app.add_url_rule(TYPE_PREFIX + "<kind>", "problems.describe", describe, methods=["GET"])
+
     @app.errorhandler(Problem)
     def on_problem(problem: Problem) -> Response:
         return problem.response(request.path)
@@ -35,7 +44,7 @@ def install(app: Flask) -> None:
             405: f"method {request.method} is not allowed on '{request.path}'",
             413: f"'body': larger than {contract.MAX_REQUEST_BYTES} bytes",
         }.get(code, exc.description)
-        resp = Problem(code, exc.name, detail).response(request.path)
+        resp = Problem(code, exc.name, detail, kind=kind_for_status(code)).response(request.path)
         valid = getattr(exc, "valid_methods", None)
         if code == 405 and valid:
             resp.headers["Allow"] = ", ".join(valid)
@@ -57,4 +66,6 @@ def install(app: Flask) -> None:
             log.warning("dependency_error", error=type(exc).__name__)
             return _unavailable("a backing service is unavailable")
         log.exception("unhandled_error")
-        return Problem(500, "Internal error", "an unexpected error occurred; see logs by X-Request-Id").response()
+        return Problem(
+            500, "Internal error", "an unexpected error occurred; see logs by X-Request-Id", kind="internal-error"
+        ).response(request.path)

@@ -1,4 +1,4 @@
-"""Per-request middleware: correlation id, rate limit (+ cache prefetch), media type, CORS, headers, metrics."""
+"""Per-request middleware: correlation id, rate limit, media type, CORS, headers, metrics."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ class StaticHeaders:
 def _preflight(origins: frozenset[str]) -> Response:
     resp = Response(status=204)
     if request.headers.get("Origin") in origins:
-        resp.headers["Access-Control-Allow-Methods"] = "GET, POST, PUT, DELETE"
+        resp.headers["Access-Control-Allow-Methods"] = "GET, POST, PUT, PATCH, DELETE"
         resp.headers["Access-Control-Allow-Headers"] = CORS_ALLOW_HEADERS
         resp.headers["Access-Control-Max-Age"] = "600"
     return resp
@@ -53,7 +53,7 @@ def _preflight(origins: frozenset[str]) -> Response:
 def install(app: Flask, settings: Settings, services: Services) -> None:
     app.wsgi_app = StaticHeaders(app.wsgi_app, SECURITY_HEADERS)  # type: ignore[method-assign]
     origins = settings.cors_origin_list
-    limiter, catalog = services.limiter, services.catalog
+    limiter = services.limiter
     records = RequestRecords(settings.metrics_namespace)
 
     @app.before_request
@@ -68,11 +68,8 @@ def install(app: Flask, settings: Settings, services: Services) -> None:
             return _preflight(origins)
         if req.path in EXEMPT:
             return None
-        # One Redis round trip: the token bucket, plus the cache entry a product read is about to need.
-        prefetch = None
-        if req.endpoint == "catalog.get_product" and req.view_args:
-            prefetch = catalog.cache_key(req.view_args["product_id"])
-        decision = limiter.check(req.remote_addr or "unknown", prefetch)
+        # Mostly from this task's lease of the client's bucket: no Redis round trip (app.ratelimit).
+        decision = limiter.check(req.remote_addr or "unknown")
         if not decision.allowed:
             raise Problem(
                 429,
@@ -81,8 +78,6 @@ def install(app: Flask, settings: Settings, services: Services) -> None:
                 headers={"Retry-After": str(max(1, decision.retry_after))},
                 kind="rate-limited",
             )
-        if decision.prefetch_done:
-            g.prefetched = decision.prefetched
         if method in BODY_METHODS and (req.content_length or req.data) and req.mimetype != "application/json":
             raise Problem(
                 415,
@@ -97,6 +92,9 @@ def install(app: Flask, settings: Settings, services: Services) -> None:
         req = request._get_current_object()  # type: ignore[attr-defined]
         headers = resp.headers
         headers["X-Request-Id"] = correlation_id.get()
+        if resp.status_code == 204:
+            # No content, so no content type (RFC 9110 section 8.3); Flask's response class sets a default one.
+            headers.pop("Content-Type", None)
         if "Cache-Control" not in headers:
             # Nothing is shareable unless its view says so (product reads do): errors, sessions and orders never
             # land in CloudFront's or a browser's cache.

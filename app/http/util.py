@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TypeVar
 
 from flask import current_app, request
@@ -17,18 +18,22 @@ def services() -> Services:
     return current_app.extensions["services"]  # type: ignore[no-any-return]
 
 
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
 def json_body(model: type[M]) -> M:
-    data = request.get_json(silent=True)
-    if data is None:
-        raise Problem(400, "Malformed JSON", "'body': the request body is not valid JSON", kind="malformed-json")
-    if not isinstance(data, dict):
+    # Parsed here rather than by `request.get_json`, which answers None for a malformed body and for `null`
+    # alike: `null` is well-formed JSON and gets the 422 any other non-object gets. NaN and Infinity are not
+    # JSON (RFC 8259) and PostgreSQL's jsonb refuses them.
+    try:
+        data = json.loads(request.get_data(cache=True), parse_constant=_no_constant)
+    except ValueError:
         raise Problem(
-            422,
-            "Invalid request",
-            "'body': must be a JSON object",
-            errors=[{"field": "body", "in": "body", "message": "must be a JSON object"}],
-            kind="validation",
-        )
+            400, "Malformed JSON", "'body': the request body is not valid JSON", kind="malformed-json"
+        ) from None
+    if not isinstance(data, dict):
+        raise Problem.for_field(422, "Invalid request", "body", "body", "must be a JSON object")
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -40,13 +45,7 @@ def query_args(model: type[M]) -> M:
     for name in request.args:
         values = request.args.getlist(name)
         if len(values) > 1:
-            raise Problem(
-                400,
-                "Invalid request",
-                f"'{name}' in query: given more than once",
-                errors=[{"field": name, "in": "query", "message": "given more than once"}],
-                kind="validation",
-            )
+            raise Problem.for_field(400, "Invalid request", name, "query", "given more than once")
         raw[name] = values[0]
     try:
         return model.model_validate(raw)

@@ -10,12 +10,12 @@ from pulumi_policy import Severity
 from rules.common import (
     NAT,
     SUBNET,
-    Check,
     Report,
     Resource,
     Rule,
     Stack,
     StackReport,
+    property_true,
     route_tables_of,
     route_targets,
     subnet_tier,
@@ -38,7 +38,7 @@ def _zones(subnets: list[Resource]) -> set[str]:
     return {zone for zone in (zone_of(subnet) for subnet in subnets) if zone}
 
 
-aurora_multi_az = Rule(
+@Rule(
     name="aurora-multi-az",
     area="availability",
     kind="availability",
@@ -52,9 +52,7 @@ aurora_multi_az = Rule(
     stack=True,
     config={"minInstances": {"type": "integer", "minimum": 1, "default": 2}},
 )
-
-
-def _aurora_multi_az(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
+def aurora_multi_az(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
     def check(cluster: Resource) -> None:
         instances = stack.referrers(cluster, "clusterIdentifier", CLUSTER_INSTANCE)
         if len(instances) < config["minInstances"]:
@@ -75,7 +73,7 @@ def _aurora_multi_az(stack: Stack, config: dict[str, Any], report: StackReport) 
     stack.check_each(stack.of(CLUSTER), check)
 
 
-cache_multi_az = Rule(
+@Rule(
     name="elasticache-multi-az-failover",
     area="availability",
     kind="availability",
@@ -87,9 +85,7 @@ cache_multi_az = Rule(
     "platform:cache replicas 2) on aws.elasticache.ReplicationGroup in the cache layer.",
     resource_types=(REPLICATION_GROUP,),
 )
-
-
-def _cache_multi_az(resource: Resource, config: dict[str, Any], report: Report) -> None:
+def cache_multi_az(resource: Resource, config: dict[str, Any], report: Report) -> None:
     problems = []
     if resource.get("automaticFailoverEnabled") is not True:
         problems.append("automaticFailoverEnabled")
@@ -103,7 +99,7 @@ def _cache_multi_az(resource: Resource, config: dict[str, Any], report: Report) 
         report(f"{resource.label}: missing {', '.join(problems)}")
 
 
-nat_per_az = Rule(
+@Rule(
     name="nat-gateway-per-az",
     area="availability",
     kind="availability",
@@ -116,9 +112,7 @@ nat_per_az = Rule(
     "routes each private subnet to its own AZ's NAT).",
     stack=True,
 )
-
-
-def _nat_per_az(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
+def nat_per_az(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
     def check(subnet: Resource) -> None:
         if subnet_tier(stack, subnet) != "private":
             return
@@ -134,7 +128,7 @@ def _nat_per_az(stack: Stack, config: dict[str, Any], report: StackReport) -> No
     stack.check_each(stack.of(SUBNET), check)
 
 
-tiers_span = Rule(
+@Rule(
     name="tiers-span-azs",
     area="availability",
     kind="availability",
@@ -148,9 +142,7 @@ tiers_span = Rule(
     stack=True,
     config={"minZones": {"type": "integer", "minimum": 1, "default": 2}},
 )
-
-
-def _tiers_span(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
+def tiers_span(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
     minimum = config["minZones"]
     subnets = stack.of(SUBNET)
     by_tier: dict[str, list[Resource]] = {}
@@ -175,7 +167,7 @@ def _tiers_span(stack: Stack, config: dict[str, Any], report: StackReport) -> No
                 report(f"{resource.label}: its subnets span {len(zones)} AZ(s), need {minimum}", resource.urn)
 
 
-circuit_breaker = Rule(
+@Rule(
     name="ecs-deployment-circuit-breaker",
     area="availability",
     kind="availability",
@@ -188,9 +180,7 @@ circuit_breaker = Rule(
     "the CODE_DEPLOY controller).",
     resource_types=(ECS_SERVICE,),
 )
-
-
-def _circuit_breaker(resource: Resource, config: dict[str, Any], report: Report) -> None:
+def circuit_breaker(resource: Resource, config: dict[str, Any], report: Report) -> None:
     controller = resource.get("deploymentController", "type") or "ECS"
     if controller != "ECS":
         report(f"{resource.label}: the {controller} deployment controller has no circuit breaker")
@@ -200,7 +190,7 @@ def _circuit_breaker(resource: Resource, config: dict[str, Any], report: Report)
         report(f"{resource.label}: deploymentCircuitBreaker enable/rollback not both true")
 
 
-autoscaling = Rule(
+@Rule(
     name="ecs-autoscaling-min-tasks",
     area="availability",
     kind="availability",
@@ -216,9 +206,7 @@ autoscaling = Rule(
     stack=True,
     config={"minTasksPerAz": {"type": "integer", "minimum": 1, "default": 1}},
 )
-
-
-def _autoscaling(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
+def autoscaling(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
     def check(service: Resource) -> None:
         targets = [
             t
@@ -253,12 +241,8 @@ aurora_deletion = Rule(
     remediation="Set platform:database.deletionProtection: true in Pulumi.STACK.yaml (the database layer passes it "
     "to aws.rds.Cluster deletion_protection).",
     resource_types=(CLUSTER,),
+    check=property_true("deletionProtection"),
 )
-
-
-def _aurora_deletion(resource: Resource, config: dict[str, Any], report: Report) -> None:
-    if resource.get("deletionProtection") is not True:
-        report(f"{resource.label}: deletionProtection is not true")
 
 
 alb_deletion = Rule(
@@ -272,21 +256,5 @@ alb_deletion = Rule(
     remediation="Set enable_deletion_protection=True on aws.lb.LoadBalancer in the load-balancer layer "
     "(__main__.py passes deletion_protection for the prod environment).",
     resource_types=(LOAD_BALANCER,),
+    check=property_true("enableDeletionProtection"),
 )
-
-
-def _alb_deletion(resource: Resource, config: dict[str, Any], report: Report) -> None:
-    if resource.get("enableDeletionProtection") is not True:
-        report(f"{resource.label}: enableDeletionProtection is not true")
-
-
-RULES: list[tuple[Rule, Check]] = [
-    (aurora_multi_az, _aurora_multi_az),
-    (cache_multi_az, _cache_multi_az),
-    (nat_per_az, _nat_per_az),
-    (tiers_span, _tiers_span),
-    (circuit_breaker, _circuit_breaker),
-    (autoscaling, _autoscaling),
-    (aurora_deletion, _aurora_deletion),
-    (alb_deletion, _alb_deletion),
-]

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pulumi_policy import (
     EnforcementLevel,
@@ -31,6 +31,7 @@ from pulumi_policy import (
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError
 
 Kind = Literal["security", "availability", "recovery", "operations"]
+# The areas in the order the pack serves its rules (and the README lists them): the only list of them.
 Area = Literal[
     "encryption",
     "transit",
@@ -43,7 +44,9 @@ Area = Literal[
     "observability",
     "governance",
 ]
-# What the offline plan writes for a secret value; a rule that needs it cannot judge it.
+AREAS: tuple[Area, ...] = get_args(Area)
+# What the offline plan writes for a secret value; a rule that needs it cannot judge it. The pack is
+# deployed on its own and cannot import platformctl: tests/policy checks this equals the plan's mask.
 SECRET_MASK = "[secret]"  # noqa: S105 - a mask, not a secret
 
 
@@ -55,9 +58,22 @@ class Unknown(Exception):
         self.what = what
 
 
+Report = Callable[[str], None]
+StackReport = Callable[[str, str | None], None]
+ResourceCheck = Callable[["Resource", dict[str, Any], Report], None]
+StackCheck = Callable[["Stack", dict[str, Any], StackReport], None]
+Check = ResourceCheck | StackCheck
+
+
 @dataclass(frozen=True)
 class Rule:
-    """One rule's metadata; `policy()` turns it into a pulumi-policy Policy."""
+    """A rule: its metadata and its check, declared together.
+
+    Written as a decorator on the check, `@Rule(name=..., ...)` above `def the_rule(...)`, the
+    module's `the_rule` is the whole rule; a check shared by two rules, or one built by
+    `property_true`/`property_set`, is given as `check=`. `stack=True` rules check the whole stack
+    (AnalyzeStack), others each resource of `resource_types` (Analyze).
+    """
 
     name: str
     area: Area
@@ -71,6 +87,10 @@ class Rule:
     stack: bool = False
     enforcement: EnforcementLevel = EnforcementLevel.MANDATORY
     config: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    check: Check | None = field(default=None, repr=False, compare=False)
+
+    def __call__(self, check: Check) -> Rule:
+        return replace(self, check=check)
 
     @property
     def description(self) -> str:
@@ -82,65 +102,74 @@ class Rule:
     def defaults(self) -> dict[str, Any]:
         return {key: schema["default"] for key, schema in self.config.items() if "default" in schema}
 
+    def policy(self) -> Policy:
+        """The CrossGuard policy: a stack policy for stack rules, else a resource policy."""
+        if self.check is None:
+            raise TypeError(f"rule {self.name} has no check: declare it with @Rule(...) on one, or check=")
+        metadata: dict[str, Any] = {
+            "name": self.name,
+            "description": self.description,
+            "enforcement_level": self.enforcement,
+            "config_schema": _schema(self),
+            "severity": self.severity,
+            "tags": [self.area, self.kind],
+            "remediation_steps": self.remediation,
+        }
+        if self.stack:
+            return StackValidationPolicy(validate=_stack_validate(self, self.check), **metadata)
+        return ResourceValidationPolicy(validate=_resource_validate(self, self.check), **metadata)
 
-Report = Callable[[str], None]
-StackReport = Callable[[str, str | None], None]
-ResourceCheck = Callable[["Resource", dict[str, Any], Report], None]
-StackCheck = Callable[["Stack", dict[str, Any], StackReport], None]
-Check = ResourceCheck | StackCheck
+
+def property_true(prop: str) -> ResourceCheck:
+    """The check of a rule that wants `prop` set to true."""
+
+    def check(resource: Resource, config: dict[str, Any], report: Report) -> None:
+        if resource.get(prop) is not True:
+            report(f"{resource.label}: {prop} is not true")
+
+    return check
 
 
-def build(rule: Rule, check: Any) -> Policy:
-    """The CrossGuard policy for a rule: a stack policy for stack rules, else a resource policy."""
-    return stack_policy(rule, check) if rule.stack else resource_policy(rule, check)
+def property_set(prop: str) -> ResourceCheck:
+    """The check of a rule that wants `prop` set (a key, an ACL: anything but empty)."""
+
+    def check(resource: Resource, config: dict[str, Any], report: Report) -> None:
+        if not resource.get(prop):
+            report(f"{resource.label}: no {prop}")
+
+    return check
 
 
-def resource_policy(rule: Rule, check: ResourceCheck) -> ResourceValidationPolicy:
-    """A policy run on each resource of `rule.resource_types` (Analyze)."""
+def _config(rule: Rule, args: ResourceValidationArgs | StackValidationArgs) -> dict[str, Any]:
+    return _numbers({**rule.defaults(), **dict(args.get_config() or {})})
+
+
+def _resource_validate(rule: Rule, check: Any) -> Callable[[ResourceValidationArgs, ReportViolation], None]:
+    """Run on each resource of `rule.resource_types` (Analyze)."""
 
     def validate(args: ResourceValidationArgs, report: ReportViolation) -> None:
         if rule.resource_types and args.resource_type not in rule.resource_types:
             return
-        config = _numbers({**rule.defaults(), **dict(args.get_config() or {})})
         resource = Resource(args.urn, args.resource_type, args.name, args.props, provider=args.provider)
         try:
-            check(resource, config, lambda message: report(message, None))
+            check(resource, _config(rule, args), lambda message: report(message, None))
         except Unknown as unknown:
             # pulumi-policy turns this into its "can't run policy during preview" diagnostic.
             raise _unknown_error([unknown.what]) from None
 
-    return ResourceValidationPolicy(
-        name=rule.name,
-        description=rule.description,
-        validate=validate,
-        enforcement_level=rule.enforcement,
-        config_schema=_schema(rule),
-        severity=rule.severity,
-        tags=[rule.area, rule.kind],
-        remediation_steps=rule.remediation,
-    )
+    return validate
 
 
-def stack_policy(rule: Rule, check: StackCheck) -> StackValidationPolicy:
-    """A policy run once over the whole stack (AnalyzeStack)."""
+def _stack_validate(rule: Rule, check: Any) -> Callable[[StackValidationArgs, ReportViolation], None]:
+    """Run once over the whole stack (AnalyzeStack)."""
 
     def validate(args: StackValidationArgs, report: ReportViolation) -> None:
-        config = _numbers({**rule.defaults(), **dict(args.get_config() or {})})
         stack = Stack(args.resources)
-        check(stack, config, report)
+        check(stack, _config(rule, args), report)
         if stack.unknowns:
             raise _unknown_error(stack.unknowns)
 
-    return StackValidationPolicy(
-        name=rule.name,
-        description=rule.description,
-        validate=validate,
-        enforcement_level=rule.enforcement,
-        config_schema=_schema(rule),
-        severity=rule.severity,
-        tags=[rule.area, rule.kind],
-        remediation_steps=rule.remediation,
-    )
+    return validate
 
 
 def _numbers(value: Any) -> Any:

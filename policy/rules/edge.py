@@ -6,7 +6,7 @@ from typing import Any
 
 from pulumi_policy import Severity
 
-from rules.common import Check, Report, Resource, Rule, Stack, StackReport, is_map, items
+from rules.common import Report, Resource, Rule, Stack, StackReport, is_map, items, property_set
 
 DISTRIBUTION = "aws:cloudfront/distribution:Distribution"
 WEB_ACL = "aws:wafv2/webAcl:WebAcl"
@@ -15,6 +15,7 @@ LOAD_BALANCER = "aws:lb/loadBalancer:LoadBalancer"
 LISTENER = "aws:lb/listener:Listener"
 LISTENER_RULE = "aws:lb/listenerRule:ListenerRule"
 LOG_DELIVERY_SOURCE = "aws:cloudwatch/logDeliverySource:LogDeliverySource"
+LOG_DELIVERY = "aws:cloudwatch/logDelivery:LogDelivery"
 MANAGED_GROUPS = ["AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet", "AWSManagedRulesSQLiRuleSet"]
 
 distribution_waf = Rule(
@@ -28,12 +29,8 @@ distribution_waf = Rule(
     remediation="Set web_acl_id=<aws.wafv2.WebAcl scope CLOUDFRONT, us-east-1>.arn on aws.cloudfront.Distribution in "
     "the edge layer.",
     resource_types=(DISTRIBUTION,),
+    check=property_set("webAclId"),
 )
-
-
-def _distribution_waf(resource: Resource, config: dict[str, Any], report: Report) -> None:
-    if not resource.get("webAclId"):
-        report(f"{resource.label}: no webAclId")
 
 
 def _waf_rules(resource: Resource) -> list[Any]:
@@ -56,7 +53,7 @@ def _statements(statement: Any) -> list[Any]:
     return found
 
 
-managed_groups = Rule(
+@Rule(
     name="waf-managed-rule-groups",
     area="edge",
     kind="security",
@@ -70,9 +67,7 @@ managed_groups = Rule(
     resource_types=(WEB_ACL,),
     config={"requiredGroups": {"type": "array", "items": {"type": "string"}, "default": MANAGED_GROUPS}},
 )
-
-
-def _managed_groups(resource: Resource, config: dict[str, Any], report: Report) -> None:
+def managed_groups(resource: Resource, config: dict[str, Any], report: Report) -> None:
     present = set()
     for rule in _waf_rules(resource):
         for statement in _statements(rule.get("statement") or rule.get("Statement")):
@@ -84,7 +79,7 @@ def _managed_groups(resource: Resource, config: dict[str, Any], report: Report) 
         report(f"{resource.label}: missing managed rule groups {', '.join(missing)}")
 
 
-rate_rule = Rule(
+@Rule(
     name="waf-rate-based-rule",
     area="edge",
     kind="security",
@@ -96,9 +91,7 @@ rate_rule = Rule(
     "aggregate_key_type='IP') and action block to aws.wafv2.WebAcl in the edge layer.",
     resource_types=(WEB_ACL,),
 )
-
-
-def _rate_rule(resource: Resource, config: dict[str, Any], report: Report) -> None:
+def rate_rule(resource: Resource, config: dict[str, Any], report: Report) -> None:
     for rule in _waf_rules(resource):
         statement = rule.get("statement") or rule.get("Statement") or {}
         if statement.get("rateBasedStatement") or statement.get("RateBasedStatement"):
@@ -106,7 +99,7 @@ def _rate_rule(resource: Resource, config: dict[str, Any], report: Report) -> No
     report(f"{resource.label}: no rate-based rule")
 
 
-waf_logging = Rule(
+@Rule(
     name="waf-logging-enabled",
     area="edge",
     kind="security",
@@ -118,9 +111,7 @@ waf_logging = Rule(
     "group named aws-waf-logs-...>.arn]) in the edge layer.",
     stack=True,
 )
-
-
-def _waf_logging(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
+def waf_logging(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
     def check(acl: Resource) -> None:
         if not stack.referrers(acl, "resourceArn", WAF_LOGGING):
             report(f"{acl.label}: no WebAclLoggingConfiguration", acl.urn)
@@ -128,7 +119,11 @@ def _waf_logging(stack: Stack, config: dict[str, Any], report: StackReport) -> N
     stack.check_each(stack.of(WEB_ACL), check)
 
 
-invalid_headers = Rule(
+def _application(resource: Resource) -> bool:
+    return (resource.get("loadBalancerType") or "application") == "application"
+
+
+@Rule(
     name="alb-drops-invalid-headers",
     area="edge",
     kind="security",
@@ -139,18 +134,12 @@ invalid_headers = Rule(
     remediation="Set drop_invalid_header_fields=True on aws.lb.LoadBalancer in the load-balancer layer.",
     resource_types=(LOAD_BALANCER,),
 )
-
-
-def _application(resource: Resource) -> bool:
-    return (resource.get("loadBalancerType") or "application") == "application"
-
-
-def _invalid_headers(resource: Resource, config: dict[str, Any], report: Report) -> None:
+def invalid_headers(resource: Resource, config: dict[str, Any], report: Report) -> None:
     if _application(resource) and resource.get("dropInvalidHeaderFields") is not True:
         report(f"{resource.label}: dropInvalidHeaderFields is not true")
 
 
-alb_logs = Rule(
+@Rule(
     name="alb-access-logs",
     area="edge",
     kind="security",
@@ -162,42 +151,51 @@ alb_logs = Rule(
     "aws.lb.LoadBalancer in the load-balancer layer.",
     resource_types=(LOAD_BALANCER,),
 )
-
-
-def _alb_logs(resource: Resource, config: dict[str, Any], report: Report) -> None:
+def alb_logs(resource: Resource, config: dict[str, Any], report: Report) -> None:
     logs = resource.get("accessLogs") or {}
     if logs.get("enabled") is not True or not logs.get("bucket"):
         report(f"{resource.label}: access logs off")
 
 
-cloudfront_logs = Rule(
+@Rule(
     name="cloudfront-access-logs",
     area="edge",
     kind="security",
     severity=Severity.MEDIUM,
-    summary="CloudFront distributions log requests (legacy logging to S3, or standard logging v2 through a "
-    "CloudWatch log delivery source).",
+    summary="CloudFront distributions log requests through standard logging v2 (a CloudWatch log delivery source "
+    "of ACCESS_LOGS with a delivery), not legacy logging, which needs an ACL grant on the log bucket (issue 17).",
     seed="seed 000 observability objectives",
     checks="cdk-nag AwsSolutions-CFR3, Checkov CKV_AWS_86",
-    remediation="Set logging_config=DistributionLoggingConfigArgs(bucket=<log bucket>.bucket_domain_name) on "
-    "aws.cloudfront.Distribution, or add aws.cloudwatch.LogDeliverySource(resource_arn=<distribution>.arn, "
-    "log_type='ACCESS_LOGS') with a delivery.",
+    remediation="Drop logging_config from aws.cloudfront.Distribution; in the edge layer add, in us-east-1, "
+    "aws.cloudwatch.LogDeliverySource(resource_arn=<distribution>.arn, log_type='ACCESS_LOGS'), a "
+    "LogDeliveryDestination to the logs bucket and a LogDelivery joining them.",
     stack=True,
 )
-
-
-def _cloudfront_logs(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
+def cloudfront_logs(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
     def check(distribution: Resource) -> None:
         if (distribution.get("loggingConfig") or {}).get("bucket"):
-            return
-        if stack.referrers(distribution, "resourceArn", LOG_DELIVERY_SOURCE):
-            return
-        report(f"{distribution.label}: no access logging", distribution.urn)
+            report(f"{distribution.label}: legacy logging (loggingConfig) writes with an ACL grant", distribution.urn)
+        sources = [
+            source
+            for source in stack.referrers(distribution, "resourceArn", LOG_DELIVERY_SOURCE)
+            if source.get("logType") == "ACCESS_LOGS"
+        ]
+        if not sources:
+            report(f"{distribution.label}: no ACCESS_LOGS log delivery source", distribution.urn)
+        for source in sources:
+            if not stack.referrers(source, "deliverySourceName", LOG_DELIVERY):
+                report(f"{source.label}: no log delivery from this source", source.urn)
 
     stack.check_each(stack.of(DISTRIBUTION), check)
 
 
-origin_secret = Rule(
+def _forwards(actions: Any) -> bool:
+    return any(
+        action.get("type") in ("forward", "authenticate-oidc", "authenticate-cognito") for action in items(actions)
+    )
+
+
+@Rule(
     name="alb-requires-origin-secret",
     area="edge",
     kind="security",
@@ -213,15 +211,7 @@ origin_secret = Rule(
     stack=True,
     config={"headerName": {"type": "string", "default": ""}},
 )
-
-
-def _forwards(actions: Any) -> bool:
-    return any(
-        action.get("type") in ("forward", "authenticate-oidc", "authenticate-cognito") for action in items(actions)
-    )
-
-
-def _origin_secret(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
+def origin_secret(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
     header = str(config.get("headerName") or "").lower()
 
     def check(balancer: Resource) -> None:
@@ -249,15 +239,3 @@ def _origin_secret(stack: Stack, config: dict[str, Any], report: StackReport) ->
                 report(f"{listener.label}: no listener rule checks the origin secret header", listener.urn)
 
     stack.check_each(stack.of(LOAD_BALANCER), check)
-
-
-RULES: list[tuple[Rule, Check]] = [
-    (distribution_waf, _distribution_waf),
-    (managed_groups, _managed_groups),
-    (rate_rule, _rate_rule),
-    (waf_logging, _waf_logging),
-    (invalid_headers, _invalid_headers),
-    (alb_logs, _alb_logs),
-    (cloudfront_logs, _cloudfront_logs),
-    (origin_secret, _origin_secret),
-]

@@ -6,7 +6,7 @@ from typing import Any
 
 from pulumi_policy import Severity
 
-from rules.common import Check, Report, Resource, Rule, Stack, StackReport, items
+from rules.common import Report, Resource, Rule, Stack, StackReport, items, property_set
 
 CLUSTER = "aws:rds/cluster:Cluster"
 CLUSTER_INSTANCE = "aws:rds/clusterInstance:ClusterInstance"
@@ -21,7 +21,8 @@ SECRET = "aws:secretsmanager/secret:Secret"  # noqa: S105 - a type token
 KMS_KEY = "aws:kms/key:Key"
 BACKUP_VAULT = "aws:backup/vault:Vault"
 
-aurora_encrypted = Rule(
+
+@Rule(
     name="aurora-storage-encrypted-cmk",
     area="encryption",
     kind="security",
@@ -33,16 +34,14 @@ aurora_encrypted = Rule(
     "database layer (components/); the data key comes from components/security.py.",
     resource_types=(CLUSTER, DB_INSTANCE),
 )
-
-
-def _aurora_encrypted(resource: Resource, config: dict[str, Any], report: Report) -> None:
+def aurora_encrypted(resource: Resource, config: dict[str, Any], report: Report) -> None:
     if resource.get("storageEncrypted") is not True:
         report(f"{resource.label}: storageEncrypted is not true")
     elif not resource.get("kmsKeyId"):
         report(f"{resource.label}: storageEncrypted uses the AWS-managed key; set kmsKeyId to a customer key")
 
 
-elasticache_encrypted = Rule(
+@Rule(
     name="elasticache-encrypted-with-auth",
     area="encryption",
     kind="security",
@@ -56,9 +55,7 @@ elasticache_encrypted = Rule(
     "Manager) or user_group_ids.",
     resource_types=(REPLICATION_GROUP,),
 )
-
-
-def _elasticache_encrypted(resource: Resource, config: dict[str, Any], report: Report) -> None:
+def elasticache_encrypted(resource: Resource, config: dict[str, Any], report: Report) -> None:
     missing = []
     if resource.get("atRestEncryptionEnabled") is not True:
         missing.append("atRestEncryptionEnabled")
@@ -72,7 +69,7 @@ def _elasticache_encrypted(resource: Resource, config: dict[str, Any], report: R
         report(f"{resource.label}: missing {', '.join(missing)}")
 
 
-bucket_encrypted = Rule(
+@Rule(
     name="s3-bucket-encrypted",
     area="encryption",
     kind="security",
@@ -87,9 +84,7 @@ bucket_encrypted = Rule(
     stack=True,
     config={"requireKms": {"type": "boolean", "default": False}},
 )
-
-
-def _bucket_encrypted(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
+def bucket_encrypted(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
     def check(bucket: Resource) -> None:
         configs = stack.referrers(bucket, "bucket", BUCKET_SSE)
         inline = bucket.get("serverSideEncryptionConfiguration")
@@ -107,6 +102,11 @@ def _bucket_encrypted(stack: Stack, config: dict[str, Any], report: StackReport)
     stack.check_each(stack.of(BUCKET), check)
 
 
+def _kms_master_key(resource: Resource, config: dict[str, Any], report: Report) -> None:
+    if not resource.get("kmsMasterKeyId"):
+        report(f"{resource.label}: no kmsMasterKeyId (customer-managed key)")
+
+
 queue_encrypted = Rule(
     name="sqs-queue-encrypted",
     area="encryption",
@@ -118,13 +118,8 @@ queue_encrypted = Rule(
     remediation="Set kms_master_key_id=security.keys['messaging'].arn on every aws.sqs.Queue (queues and DLQs) "
     "in the messaging layer.",
     resource_types=(QUEUE,),
+    check=_kms_master_key,
 )
-
-
-def _kms_master_key(resource: Resource, config: dict[str, Any], report: Report) -> None:
-    if not resource.get("kmsMasterKeyId"):
-        report(f"{resource.label}: no kmsMasterKeyId (customer-managed key)")
-
 
 topic_encrypted = Rule(
     name="sns-topic-encrypted",
@@ -136,6 +131,7 @@ topic_encrypted = Rule(
     checks="cdk-nag AwsSolutions-SNS2, Checkov CKV_AWS_26",
     remediation="Set kms_master_key_id=security.keys['messaging'].arn on every aws.sns.Topic (events and alerts).",
     resource_types=(TOPIC,),
+    check=_kms_master_key,
 )
 
 log_group_encrypted = Rule(
@@ -149,13 +145,8 @@ log_group_encrypted = Rule(
     remediation="Pass kms_key_id=security.keys['logs'].arn to every aws.cloudwatch.LogGroup (as components/network.py "
     "does for the flow logs).",
     resource_types=(LOG_GROUP,),
+    check=property_set("kmsKeyId"),
 )
-
-
-def _log_group(resource: Resource, config: dict[str, Any], report: Report) -> None:
-    if not resource.get("kmsKeyId"):
-        report(f"{resource.label}: no kmsKeyId")
-
 
 secret_cmk = Rule(
     name="secret-encrypted-cmk",
@@ -167,9 +158,11 @@ secret_cmk = Rule(
     checks="Checkov CKV_AWS_149",
     remediation="Set kms_key_id=security.keys['data'].arn on every aws.secretsmanager.Secret.",
     resource_types=(SECRET,),
+    check=property_set("kmsKeyId"),
 )
 
-key_rotation = Rule(
+
+@Rule(
     name="kms-key-rotation",
     area="encryption",
     kind="security",
@@ -180,9 +173,7 @@ key_rotation = Rule(
     remediation="Set enable_key_rotation=True on aws.kms.Key (components/security.py does for every data domain).",
     resource_types=(KMS_KEY,),
 )
-
-
-def _key_rotation(resource: Resource, config: dict[str, Any], report: Report) -> None:
+def key_rotation(resource: Resource, config: dict[str, Any], report: Report) -> None:
     spec = resource.get("customerMasterKeySpec") or resource.get("keySpec") or "SYMMETRIC_DEFAULT"
     if spec == "SYMMETRIC_DEFAULT" and resource.get("enableKeyRotation") is not True:
         report(f"{resource.label}: enableKeyRotation is not true")
@@ -199,15 +190,11 @@ vault_encrypted = Rule(
     remediation="Set kms_key_arn=security.keys['data'].arn on aws.backup.Vault in the backup layer (and on the "
     "copy-region vault).",
     resource_types=(BACKUP_VAULT,),
+    check=property_set("kmsKeyArn"),
 )
 
 
-def _vault(resource: Resource, config: dict[str, Any], report: Report) -> None:
-    if not resource.get("kmsKeyArn"):
-        report(f"{resource.label}: no kmsKeyArn")
-
-
-performance_insights = Rule(
+@Rule(
     name="performance-insights-encrypted",
     area="encryption",
     kind="security",
@@ -219,22 +206,6 @@ performance_insights = Rule(
     "performance_insights_kms_key_id=security.keys['data'].arn.",
     resource_types=(CLUSTER, CLUSTER_INSTANCE, DB_INSTANCE),
 )
-
-
-def _performance_insights(resource: Resource, config: dict[str, Any], report: Report) -> None:
+def performance_insights(resource: Resource, config: dict[str, Any], report: Report) -> None:
     if resource.get("performanceInsightsEnabled") is True and not resource.get("performanceInsightsKmsKeyId"):
         report(f"{resource.label}: Performance Insights on without performanceInsightsKmsKeyId")
-
-
-RULES: list[tuple[Rule, Check]] = [
-    (aurora_encrypted, _aurora_encrypted),
-    (elasticache_encrypted, _elasticache_encrypted),
-    (bucket_encrypted, _bucket_encrypted),
-    (queue_encrypted, _kms_master_key),
-    (topic_encrypted, _kms_master_key),
-    (log_group_encrypted, _log_group),
-    (secret_cmk, _log_group),
-    (key_rotation, _key_rotation),
-    (vault_encrypted, _vault),
-    (performance_insights, _performance_insights),
-]

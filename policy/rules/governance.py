@@ -6,7 +6,7 @@ from typing import Any
 
 from pulumi_policy import Severity
 
-from rules.common import Check, Report, Resource, Rule, Stack, StackReport, items
+from rules.common import Report, Resource, Rule, Stack, StackReport, items
 
 BUDGET = "aws:budgets/budget:Budget"
 REQUIRED_TAGS = ["project", "environment", "stack", "managed-by", "owner", "cost-center"]
@@ -49,7 +49,18 @@ ALWAYS_TAGGABLE = (
     "aws:backup/vault:Vault",
 )
 
-required_tags = Rule(
+
+def _taggable(resource: Resource) -> bool:
+    if not resource.type.startswith("aws:"):
+        return False
+    if resource.type in ALWAYS_TAGGABLE:
+        return True
+    if resource.type.rsplit(":", 1)[-1].endswith(UNTAGGED_SUFFIXES):
+        return False
+    return "tags" in resource.props
+
+
+@Rule(
     name="required-tags",
     area="governance",
     kind="operations",
@@ -63,19 +74,7 @@ required_tags = Rule(
     resource_types=(),
     config={"requiredTags": {"type": "array", "items": {"type": "string"}, "default": REQUIRED_TAGS}},
 )
-
-
-def _taggable(resource: Resource) -> bool:
-    if not resource.type.startswith("aws:"):
-        return False
-    if resource.type in ALWAYS_TAGGABLE:
-        return True
-    if resource.type.rsplit(":", 1)[-1].endswith(UNTAGGED_SUFFIXES):
-        return False
-    return "tags" in resource.props
-
-
-def _required_tags(resource: Resource, config: dict[str, Any], report: Report) -> None:
+def required_tags(resource: Resource, config: dict[str, Any], report: Report) -> None:
     if not _taggable(resource):
         return
     tags = resource.tags()
@@ -84,7 +83,7 @@ def _required_tags(resource: Resource, config: dict[str, Any], report: Report) -
         report(f"{resource.label}: missing tags {', '.join(missing)}")
 
 
-budget = Rule(
+@Rule(
     name="budget-exists",
     area="governance",
     kind="operations",
@@ -96,9 +95,7 @@ budget = Rule(
     "notifications to the alert emails or the alerts topic in the observability layer.",
     stack=True,
 )
-
-
-def _budget(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
+def budget(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
     budgets = stack.of(BUDGET)
     if not budgets:
         report("no aws:budgets/budget:Budget in the stack", None)
@@ -113,6 +110,3 @@ def _budget(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
             report(f"{resource.label}: no notification with a subscriber", resource.urn)
 
     stack.check_each(budgets, check)
-
-
-RULES: list[tuple[Rule, Check]] = [(required_tags, _required_tags), (budget, _budget)]

@@ -8,7 +8,7 @@ from typing import Any
 
 from pulumi_policy import EnforcementLevel, Severity
 
-from rules.common import Check, Report, Resource, Rule, Stack, StackReport, items, statements
+from rules.common import Report, Resource, Rule, Stack, StackReport, items, property_true, statements
 
 ROLE = "aws:iam/role:Role"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
@@ -61,6 +61,16 @@ UNSCOPABLE_ACTIONS = [
 SECRET_NAME = r"(PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|CREDENTIAL|AUTH)"  # noqa: S105 - a pattern of names
 
 
+def _names_a_secret_by_arn(name: str, value: Any) -> bool:
+    return name.upper().endswith(("_SECRET_ID", "_ARN")) and str(value or "").startswith("arn:")
+
+
+def _rotates(rotation: Resource) -> bool:
+    rules = rotation.get("rotationRules")
+    scheduled = hasattr(rules, "get") and bool(rules.get("automaticallyAfterDays") or rules.get("scheduleExpression"))
+    return rotation.get("rotationEnabled") is not False and bool(rotation.get("rotationLambdaArn")) and scheduled
+
+
 def _documents(resource: Resource) -> list[tuple[str, Any]]:
     """The identity policies a resource carries: a role's inline policies, or a policy's document."""
     if resource.type == ROLE:
@@ -81,7 +91,7 @@ def _allows(document: Any) -> list[Any]:
     return [s for s in statements(_parse(document)) if s.get("Effect") == "Allow"]
 
 
-wildcard_actions = Rule(
+@Rule(
     name="iam-no-wildcard-actions",
     area="identity",
     kind="security",
@@ -93,9 +103,7 @@ wildcard_actions = Rule(
     "build role policies with components.iam.policy_document.",
     resource_types=IDENTITY_POLICY_TYPES,
 )
-
-
-def _wildcard_actions(resource: Resource, config: dict[str, Any], report: Report) -> None:
+def wildcard_actions(resource: Resource, config: dict[str, Any], report: Report) -> None:
     for name, document in _documents(resource):
         for statement in _allows(document):
             if statement.get("NotAction"):
@@ -105,7 +113,7 @@ def _wildcard_actions(resource: Resource, config: dict[str, Any], report: Report
                     report(f"{resource.label}: policy {name} allows {action}")
 
 
-wildcard_resources = Rule(
+@Rule(
     name="iam-wildcard-resources-allowlisted",
     area="identity",
     kind="security",
@@ -120,9 +128,7 @@ wildcard_resources = Rule(
     resource_types=IDENTITY_POLICY_TYPES,
     config={"allowedActions": {"type": "array", "items": {"type": "string"}, "default": UNSCOPABLE_ACTIONS}},
 )
-
-
-def _wildcard_resources(resource: Resource, config: dict[str, Any], report: Report) -> None:
+def wildcard_resources(resource: Resource, config: dict[str, Any], report: Report) -> None:
     allowed = set(config["allowedActions"])
     for name, document in _documents(resource):
         for statement in _allows(document):
@@ -133,7 +139,7 @@ def _wildcard_resources(resource: Resource, config: dict[str, Any], report: Repo
                 report(f"{resource.label}: policy {name} grants {', '.join(map(str, scoped))} on Resource '*'")
 
 
-admin_policies = Rule(
+@Rule(
     name="iam-no-admin-managed-policies",
     area="identity",
     kind="security",
@@ -152,9 +158,7 @@ admin_policies = Rule(
         }
     },
 )
-
-
-def _admin_policies(resource: Resource, config: dict[str, Any], report: Report) -> None:
+def admin_policies(resource: Resource, config: dict[str, Any], report: Report) -> None:
     arns = items(resource.get("managedPolicyArns")) if resource.type == ROLE else [resource.get("policyArn")]
     for arn in arns:
         if str(arn).rsplit("/", 1)[-1] in config["forbiddenPolicies"]:
@@ -165,7 +169,7 @@ def _containers(resource: Resource) -> list[Any]:
     return [c for c in items(resource.json("containerDefinitions")) if hasattr(c, "get")]
 
 
-plain_secrets = Rule(
+@Rule(
     name="ecs-no-secrets-in-environment",
     area="identity",
     kind="security",
@@ -178,17 +182,17 @@ plain_secrets = Rule(
     "the container definition built by the service layer.",
     resource_types=(TASK_DEFINITION,),
 )
-
-
-def _plain_secrets(resource: Resource, config: dict[str, Any], report: Report) -> None:
+def plain_secrets(resource: Resource, config: dict[str, Any], report: Report) -> None:
     for container in _containers(resource):
         for variable in items(container.get("environment")):
             name = str(variable.get("name") or "")
+            if _names_a_secret_by_arn(name, variable.get("value")):
+                continue  # where to read the secret (ADMIN_TOKEN_SECRET_ID=arn:...), not its value
             if re.search(SECRET_NAME, name.upper()):
                 report(f"{resource.label}: container {container.get('name')} has {name} in plain environment")
 
 
-non_root = Rule(
+@Rule(
     name="ecs-container-non-root",
     area="identity",
     kind="security",
@@ -196,20 +200,18 @@ non_root = Rule(
     summary="Containers run as a non-root user.",
     seed="seed 000 security objectives (hardened compute)",
     checks="",
-    remediation="Run every container as the image's unprivileged user: APP_USER in components/workloads.py "
+    remediation="Run every container as the image's unprivileged user: APP_USER in components/app_services.py "
     "(10001:10001, the user app/Dockerfile creates) reaches each container definition through ContainerSpec.user.",
     resource_types=(TASK_DEFINITION,),
 )
-
-
-def _non_root(resource: Resource, config: dict[str, Any], report: Report) -> None:
+def non_root(resource: Resource, config: dict[str, Any], report: Report) -> None:
     for container in _containers(resource):
         user = str(container.get("user") or "")
         if not user or user.split(":", maxsplit=1)[0] in ("root", "0"):
             report(f"{resource.label}: container {container.get('name')} runs as {user or 'root (unset)'}")
 
 
-read_only = Rule(
+@Rule(
     name="ecs-read-only-root-filesystem",
     area="identity",
     kind="security",
@@ -221,15 +223,13 @@ read_only = Rule(
     "for /tmp if the app writes there).",
     resource_types=(TASK_DEFINITION,),
 )
-
-
-def _read_only(resource: Resource, config: dict[str, Any], report: Report) -> None:
+def read_only(resource: Resource, config: dict[str, Any], report: Report) -> None:
     for container in _containers(resource):
         if container.get("readonlyRootFilesystem") is not True:
             report(f"{resource.label}: container {container.get('name')} root filesystem is writable")
 
 
-privileged = Rule(
+@Rule(
     name="ecs-container-not-privileged",
     area="identity",
     kind="security",
@@ -240,63 +240,13 @@ privileged = Rule(
     remediation="Remove privileged=true from the container definitions of the service layer.",
     resource_types=(TASK_DEFINITION,),
 )
-
-
-def _privileged(resource: Resource, config: dict[str, Any], report: Report) -> None:
+def privileged(resource: Resource, config: dict[str, Any], report: Report) -> None:
     for container in _containers(resource):
         if container.get("privileged") is True:
             report(f"{resource.label}: container {container.get('name')} is privileged")
 
 
-iam_auth = Rule(
-    name="aurora-iam-auth",
-    area="identity",
-    kind="security",
-    severity=Severity.MEDIUM,
-    summary="Aurora clusters enable IAM database authentication.",
-    seed="seed 002 data layer, seed 000 security objectives",
-    checks="Checkov CKV_AWS_162",
-    remediation="Set iam_database_authentication_enabled=True on aws.rds.Cluster in the database layer.",
-    resource_types=(CLUSTER,),
-)
-
-
-def _iam_auth(resource: Resource, config: dict[str, Any], report: Report) -> None:
-    if resource.get("iamDatabaseAuthenticationEnabled") is not True:
-        report(f"{resource.label}: iamDatabaseAuthenticationEnabled is not true")
-
-
-proxy_iam_auth = Rule(
-    name="rds-proxy-iam-auth",
-    area="identity",
-    kind="security",
-    severity=Severity.HIGH,
-    summary="RDS proxies take IAM tokens, not passwords, from clients: end-to-end IAM (defaultAuthScheme "
-    "IAM_AUTH), or iamAuth REQUIRED in every auth block. A password a task read at start stops working when "
-    "Secrets Manager rotates it (every 7 days for an RDS-managed master secret).",
-    seed="seed 002 data layer (RDS Proxy, Secrets Manager rotation), seed 000 security objectives",
-    checks="",
-    remediation="Set default_auth_scheme='IAM_AUTH' on aws.rds.Proxy in the database layer (its role then needs "
-    "rds-db:connect on the cluster's dbuser ARN for each user, see Database.cluster_connect_arn), or "
-    "iam_auth='REQUIRED' in each ProxyAuthArgs; give the task roles rds-db:connect on Database.proxy_connect_arn() "
-    "and sign in with a token per new connection (DB_LOGIN=iam).",
-    resource_types=(PROXY,),
-)
-
-
-def _proxy_iam_auth(resource: Resource, config: dict[str, Any], report: Report) -> None:
-    if resource.get("defaultAuthScheme") == "IAM_AUTH":
-        return
-    auths = [auth for auth in items(resource.get("auths")) if hasattr(auth, "get")]
-    if not auths:
-        report(f"{resource.label}: no defaultAuthScheme IAM_AUTH and no auth block")
-    for index, auth in enumerate(auths):
-        if auth.get("iamAuth") != "REQUIRED":
-            iam = auth.get("iamAuth")
-            report(f"{resource.label}: auth {index} lets clients sign in with a password (iamAuth {iam})")
-
-
-exec_agent_writable = Rule(
+@Rule(
     name="ecs-exec-agent-can-write",
     area="identity",
     kind="security",
@@ -307,13 +257,11 @@ exec_agent_writable = Rule(
     seed="seed 000 security objectives (hardened compute, audited access instead of bastions)",
     checks="",
     remediation="Set platform:services.<service>.executeCommand in Pulumi.STACK.yaml and let the service layer "
-    "(components/service.py) add the agent volumes, or mount a task volume (readOnly false) at each of the three "
+    "(components/ecs/container.py) add the agent volumes, or mount a task volume (readOnly false) at each of the three "
     "paths in the container definition; or turn ECS Exec off (enable_execute_command=False).",
     stack=True,
 )
-
-
-def _exec_agent_writable(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
+def exec_agent_writable(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
     def check(service: Resource) -> None:
         if service.get("enableExecuteCommand") is not True:
             return
@@ -338,48 +286,73 @@ def _exec_agent_writable(stack: Stack, config: dict[str, Any], report: StackRepo
     stack.check_each(stack.of(ECS_SERVICE), check)
 
 
-rotation = Rule(
+iam_auth = Rule(
+    name="aurora-iam-auth",
+    area="identity",
+    kind="security",
+    severity=Severity.MEDIUM,
+    summary="Aurora clusters enable IAM database authentication.",
+    seed="seed 002 data layer, seed 000 security objectives",
+    checks="Checkov CKV_AWS_162",
+    remediation="Set iam_database_authentication_enabled=True on aws.rds.Cluster in the database layer.",
+    resource_types=(CLUSTER,),
+    check=property_true("iamDatabaseAuthenticationEnabled"),
+)
+
+
+@Rule(
+    name="rds-proxy-iam-auth",
+    area="identity",
+    kind="security",
+    severity=Severity.HIGH,
+    summary="RDS proxies take IAM tokens, not passwords, from clients: end-to-end IAM (defaultAuthScheme "
+    "IAM_AUTH), or iamAuth REQUIRED in every auth block. A password a task read at start stops working when "
+    "Secrets Manager rotates it (every 7 days for an RDS-managed master secret).",
+    seed="seed 002 data layer (RDS Proxy, Secrets Manager rotation), seed 000 security objectives",
+    checks="",
+    remediation="Set default_auth_scheme='IAM_AUTH' on aws.rds.Proxy in the database layer (its role then needs "
+    "rds-db:connect on the cluster's dbuser ARN for each user, see Database.cluster_connect_arn), or "
+    "iam_auth='REQUIRED' in each ProxyAuthArgs; give the task roles rds-db:connect on Database.proxy_connect_arn() "
+    "and sign in with a token per new connection (DB_LOGIN=iam).",
+    resource_types=(PROXY,),
+)
+def proxy_iam_auth(resource: Resource, config: dict[str, Any], report: Report) -> None:
+    if resource.get("defaultAuthScheme") == "IAM_AUTH":
+        return
+    auths = [auth for auth in items(resource.get("auths")) if hasattr(auth, "get")]
+    if not auths:
+        report(f"{resource.label}: no defaultAuthScheme IAM_AUTH and no auth block")
+    for index, auth in enumerate(auths):
+        if auth.get("iamAuth") != "REQUIRED":
+            iam = auth.get("iamAuth")
+            report(f"{resource.label}: auth {index} lets clients sign in with a password (iamAuth {iam})")
+
+
+@Rule(
     name="secrets-rotated",
     area="identity",
     kind="security",
     severity=Severity.LOW,
     summary="Secrets rotate where AWS supports it: the database master password is managed by RDS "
-    "(manageMasterUserPassword), other secrets have a rotation schedule. Advisory: third-party API keys cannot "
-    "rotate.",
+    "(manageMasterUserPassword), other secrets have an enabled rotation with a Lambda and a schedule. Mandatory in "
+    "prod (policy/config/prod.json); a third-party API key set in the config cannot rotate and fails it there.",
     seed="seed 000 security objectives (secrets management)",
     checks="cdk-nag AwsSolutions-SMG4, Checkov CKV2_AWS_57",
     remediation="Set manage_master_user_password=True (and master_user_secret_kms_key_id) on aws.rds.Cluster instead "
-    "of master_password; add aws.secretsmanager.SecretRotation(secret_id=<secret>.id, rotation_rules=...) for "
-    "secrets with a rotation Lambda.",
+    "of master_password; give every other secret a rotation Lambda and aws.secretsmanager.SecretRotation(secret_id="
+    "<secret>.id, rotation_lambda_arn=..., rotation_rules=...) (components/rotation.py does for the generated ones).",
     stack=True,
     enforcement=EnforcementLevel.ADVISORY,
 )
-
-
-def _rotation(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
+def rotation(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
     def check_cluster(cluster: Resource) -> None:
         if cluster.get("manageMasterUserPassword") is not True and not cluster.get("replicationSourceIdentifier"):
             report(f"{cluster.label}: the master password is not managed (rotated) by RDS", cluster.urn)
 
     def check_secret(secret: Resource) -> None:
         rotations = stack.referrers(secret, "secretId", SECRET_ROTATION)
-        if not any(r.get("rotationEnabled") is not False for r in rotations):
-            report(f"{secret.label}: no rotation", secret.urn)
+        if not any(_rotates(rotation) for rotation in rotations):
+            report(f"{secret.label}: no enabled rotation with a Lambda and a schedule", secret.urn)
 
     stack.check_each(stack.of(CLUSTER), check_cluster)
     stack.check_each(stack.of(SECRET), check_secret)
-
-
-RULES: list[tuple[Rule, Check]] = [
-    (wildcard_actions, _wildcard_actions),
-    (wildcard_resources, _wildcard_resources),
-    (admin_policies, _admin_policies),
-    (plain_secrets, _plain_secrets),
-    (non_root, _non_root),
-    (read_only, _read_only),
-    (privileged, _privileged),
-    (exec_agent_writable, _exec_agent_writable),
-    (iam_auth, _iam_auth),
-    (proxy_iam_auth, _proxy_iam_auth),
-    (rotation, _rotation),
-]

@@ -6,7 +6,7 @@ from typing import Any
 
 from pulumi_policy import Severity
 
-from rules.common import Check, Resource, Rule, Stack, StackReport, is_map
+from rules.common import Resource, Rule, Stack, StackReport, is_map
 
 QUEUE = "aws:sqs/queue:Queue"
 REDRIVE_POLICY = "aws:sqs/redrivePolicy:RedrivePolicy"
@@ -38,7 +38,7 @@ def dead_letter_queues(stack: Stack) -> list[Resource]:
     return dlqs
 
 
-redrive = Rule(
+@Rule(
     name="sqs-redrive-to-dlq",
     area="messaging",
     kind="operations",
@@ -52,9 +52,7 @@ redrive = Rule(
     stack=True,
     config={"maxReceiveCount": {"type": "integer", "minimum": 1, "default": 5}},
 )
-
-
-def _redrive(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
+def redrive(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
     dlqs = stack.guard(lambda: dead_letter_queues(stack)) or []
 
     def check(queue: Resource) -> None:
@@ -73,7 +71,20 @@ def _redrive(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
     stack.check_each(stack.of(QUEUE), check)
 
 
-dlq_retention = Rule(
+def _retention(queue: Resource) -> int:
+    return int(queue.get("messageRetentionSeconds") or DEFAULT_RETENTION)
+
+
+def _sources(stack: Stack, dlq: Resource) -> list[Resource]:
+    """The queues that redrive into `dlq`: by their own redrive policy, or by a RedrivePolicy resource."""
+    sources = [queue for queue in stack.of(QUEUE) if dlq in stack.deps(queue, "redrivePolicy", QUEUE)]
+    for policy in stack.of(REDRIVE_POLICY):
+        if dlq in stack.deps(policy, "redrivePolicy", QUEUE):
+            sources.extend(stack.deps(policy, "queueUrl", QUEUE))
+    return sources
+
+
+@Rule(
     name="sqs-dlq-retention",
     area="messaging",
     kind="operations",
@@ -88,22 +99,7 @@ dlq_retention = Rule(
     stack=True,
     config={"minRetentionSeconds": {"type": "integer", "minimum": 60, "default": FOURTEEN_DAYS}},
 )
-
-
-def _retention(queue: Resource) -> int:
-    return int(queue.get("messageRetentionSeconds") or DEFAULT_RETENTION)
-
-
-def _sources(stack: Stack, dlq: Resource) -> list[Resource]:
-    """The queues that redrive into `dlq`: by their own redrive policy, or by a RedrivePolicy resource."""
-    sources = [queue for queue in stack.of(QUEUE) if dlq in stack.deps(queue, "redrivePolicy", QUEUE)]
-    for policy in stack.of(REDRIVE_POLICY):
-        if dlq in stack.deps(policy, "redrivePolicy", QUEUE):
-            sources.extend(stack.deps(policy, "queueUrl", QUEUE))
-    return sources
-
-
-def _dlq_retention(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
+def dlq_retention(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
     def check(dlq: Resource) -> None:
         seconds = _retention(dlq)
         if seconds < config["minRetentionSeconds"]:
@@ -118,6 +114,3 @@ def _dlq_retention(stack: Stack, config: dict[str, Any], report: StackReport) ->
                 )
 
     stack.check_each(stack.guard(lambda: dead_letter_queues(stack)) or [], check)
-
-
-RULES: list[tuple[Rule, Check]] = [(redrive, _redrive), (dlq_retention, _dlq_retention)]

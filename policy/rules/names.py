@@ -13,7 +13,7 @@ from typing import Any
 
 from pulumi_policy import Severity
 
-from rules.common import Check, Report, Resource, Rule
+from rules.common import Report, Resource, Rule
 
 FIFO_SUFFIX = ".fifo"
 # ElastiCache identifiers: a letter first, then letters, digits and single hyphens, no trailing hyphen;
@@ -61,7 +61,8 @@ NAME_RULES: dict[str, NameRule] = {
     "aws:secretsmanager/secret:Secret": NameRule("name", r"[A-Za-z0-9/_+=.@-]+", 512, "letters, digits and `/_+=.@-`"),
 }
 
-names_valid = Rule(
+
+@Rule(
     name="aws-names-valid",
     area="governance",
     kind="operations",
@@ -75,9 +76,7 @@ names_valid = Rule(
     "replication group ids: 40 characters).",
     resource_types=tuple(NAME_RULES),
 )
-
-
-def _names_valid(resource: Resource, config: dict[str, Any], report: Report) -> None:
+def names_valid(resource: Resource, config: dict[str, Any], report: Report) -> None:
     rule = NAME_RULES[resource.type]
     name = resource.get(rule.prop)
     if name is None:
@@ -91,6 +90,3 @@ def _names_valid(resource: Resource, config: dict[str, Any], report: Report) -> 
         report(
             f"{resource.label}: {rule.prop} {name!r} must end in {FIFO_SUFFIX} exactly when {rule.fifo_prop} is true"
         )
-
-
-RULES: list[tuple[Rule, Check]] = [(names_valid, _names_valid)]

@@ -15,7 +15,6 @@ from pulumi_policy.proxy import UnknownValueError
 
 from rules.common import (
     SUBNET,
-    Check,
     Report,
     Resource,
     Rule,
@@ -46,7 +45,8 @@ PUBLIC_ACCESS_BLOCK = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
 DISTRIBUTION = "aws:cloudfront/distribution:Distribution"
 ANYWHERE = {"0.0.0.0/0", "::/0"}
 
-open_ingress = Rule(
+
+@Rule(
     name="no-open-ingress",
     area="network",
     kind="security",
@@ -60,9 +60,7 @@ open_ingress = Rule(
     "service-to-service rules.",
     resource_types=(SECURITY_GROUP, INGRESS_RULE, GROUP_RULE, DEFAULT_SG),
 )
-
-
-def _open_ingress(resource: Resource, config: dict[str, Any], report: Report) -> None:
+def open_ingress(resource: Resource, config: dict[str, Any], report: Report) -> None:
     if resource.type in (SECURITY_GROUP, DEFAULT_SG):
         for rule in items(resource.get("ingress")):
             cidrs = set(items(rule.get("cidrBlocks"))) | set(items(rule.get("ipv6CidrBlocks")))
@@ -78,7 +76,7 @@ def _open_ingress(resource: Resource, config: dict[str, Any], report: Report) ->
             report(f"{resource.label}: ingress from {sorted(cidrs & ANYWHERE)}")
 
 
-default_sg = Rule(
+@Rule(
     name="default-security-group-closed",
     area="network",
     kind="security",
@@ -90,9 +88,7 @@ default_sg = Rule(
     "keep both lists empty and keep one per VPC.",
     stack=True,
 )
-
-
-def _default_sg(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
+def default_sg(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
     def check(vpc: Resource) -> None:
         groups = stack.referrers(vpc, "vpcId", DEFAULT_SG)
         if not groups:
@@ -104,7 +100,7 @@ def _default_sg(stack: Stack, config: dict[str, Any], report: StackReport) -> No
     stack.check_each(stack.of(VPC), check)
 
 
-public_ip = Rule(
+@Rule(
     name="only-public-subnets-map-public-ip",
     area="network",
     kind="security",
@@ -116,9 +112,7 @@ public_ip = Rule(
     "private and isolated subnets.",
     stack=True,
 )
-
-
-def _public_ip(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
+def public_ip(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
     def check(subnet: Resource) -> None:
         if subnet.get("mapPublicIpOnLaunch") is True and subnet_tier(stack, subnet) != "public":
             report(f"{subnet.label}: a {subnet_tier(stack, subnet)} subnet maps public IPs", subnet.urn)
@@ -126,7 +120,7 @@ def _public_ip(stack: Stack, config: dict[str, Any], report: StackReport) -> Non
     stack.check_each(stack.of(SUBNET), check)
 
 
-service_public_ip = Rule(
+@Rule(
     name="ecs-service-no-public-ip",
     area="network",
     kind="security",
@@ -138,14 +132,12 @@ service_public_ip = Rule(
     "aws.ecs.Service in the service layer.",
     resource_types=(ECS_SERVICE,),
 )
-
-
-def _service_public_ip(resource: Resource, config: dict[str, Any], report: Report) -> None:
+def service_public_ip(resource: Resource, config: dict[str, Any], report: Report) -> None:
     if resource.get("networkConfiguration", "assignPublicIp") is True:
         report(f"{resource.label}: assignPublicIp is true")
 
 
-database_public = Rule(
+@Rule(
     name="database-not-public",
     area="network",
     kind="security",
@@ -157,14 +149,12 @@ database_public = Rule(
     "database layer.",
     resource_types=(CLUSTER, CLUSTER_INSTANCE, DB_INSTANCE),
 )
-
-
-def _database_public(resource: Resource, config: dict[str, Any], report: Report) -> None:
+def database_public(resource: Resource, config: dict[str, Any], report: Report) -> None:
     if resource.get("publiclyAccessible") is True:
         report(f"{resource.label}: publiclyAccessible is true")
 
 
-isolated = Rule(
+@Rule(
     name="data-stores-in-isolated-subnets",
     area="network",
     kind="security",
@@ -177,9 +167,7 @@ isolated = Rule(
     "'isolated') and pass their names as db_subnet_group_name / subnet_group_name.",
     stack=True,
 )
-
-
-def _isolated(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
+def isolated(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
     def check(store: Resource) -> None:
         if store.type == REPLICATION_GROUP:
             groups = stack.deps(store, "subnetGroupName", CACHE_SUBNETS)
@@ -199,7 +187,7 @@ def _isolated(stack: Stack, config: dict[str, Any], report: StackReport) -> None
     stack.check_each(stack.of(CLUSTER, DB_INSTANCE, REPLICATION_GROUP), check)
 
 
-flow_logs = Rule(
+@Rule(
     name="vpc-flow-logs-enabled",
     area="network",
     kind="security",
@@ -211,9 +199,7 @@ flow_logs = Rule(
     "platform:network.flowLogTraffic set in Pulumi.STACK.yaml.",
     stack=True,
 )
-
-
-def _flow_logs(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
+def flow_logs(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
     def check(vpc: Resource) -> None:
         if not stack.referrers(vpc, "vpcId", FLOW_LOG):
             report(f"{vpc.label}: no flow log", vpc.urn)
@@ -221,7 +207,10 @@ def _flow_logs(stack: Stack, config: dict[str, Any], report: StackReport) -> Non
     stack.check_each(stack.of(VPC), check)
 
 
-public_access = Rule(
+BLOCK_SETTINGS = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
+
+
+@Rule(
     name="s3-block-public-access",
     area="network",
     kind="security",
@@ -234,10 +223,7 @@ public_access = Rule(
     "storage layer.",
     stack=True,
 )
-BLOCK_SETTINGS = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
-
-
-def _public_access(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
+def public_access(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
     def check(bucket: Resource) -> None:
         blocks = stack.referrers(bucket, "bucket", PUBLIC_ACCESS_BLOCK)
         if not blocks:
@@ -250,7 +236,37 @@ def _public_access(stack: Stack, config: dict[str, Any], report: StackReport) ->
     stack.check_each(stack.of(BUCKET), check)
 
 
-origin_access = Rule(
+OWNERSHIP_CONTROLS = "aws:s3/bucketOwnershipControls:BucketOwnershipControls"
+BUCKET_ACL = "aws:s3/bucketAcl:BucketAcl"
+
+
+@Rule(
+    name="s3-acls-disabled",
+    area="network",
+    kind="security",
+    severity=Severity.MEDIUM,
+    summary="Every bucket has ACLs disabled (BucketOwnerEnforced ownership) and no ACL is set: bucket policies are the "
+    "only access grants, log writers included (issue 17).",
+    seed="seed 000 security objectives",
+    checks="Checkov CKV2_AWS_65, AWS Security Hub S3.12",
+    remediation="Give each bucket aws.s3.BucketOwnershipControls(rule=BucketOwnershipControlsRuleArgs("
+    "object_ownership='BucketOwnerEnforced')) in the storage layer, drop any aws.s3.BucketAcl, and admit log writers "
+    "with bucket-policy statements (CloudFront access logs through a CloudWatch log delivery, not legacy logging).",
+    stack=True,
+)
+def acls_disabled(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
+    def check(bucket: Resource) -> None:
+        for controls in stack.referrers(bucket, "bucket", OWNERSHIP_CONTROLS):
+            ownership = (controls.get("rule") or {}).get("objectOwnership")
+            if ownership != "BucketOwnerEnforced":
+                report(f"{bucket.label}: object ownership {ownership} keeps ACLs enabled", bucket.urn)
+        for acl in stack.referrers(bucket, "bucket", BUCKET_ACL):
+            report(f"{bucket.label}: {acl.label} sets an ACL", bucket.urn)
+
+    stack.check_each(stack.of(BUCKET), check)
+
+
+@Rule(
     name="cloudfront-s3-origin-access-control",
     area="network",
     kind="security",
@@ -262,9 +278,7 @@ origin_access = Rule(
     "origin_access_control_id on the S3 origin in the edge layer; leave s3_origin_config's identity empty.",
     resource_types=(DISTRIBUTION,),
 )
-
-
-def _origin_access(resource: Resource, config: dict[str, Any], report: Report) -> None:
+def origin_access(resource: Resource, config: dict[str, Any], report: Report) -> None:
     for origin in items(resource.get("origins")):
         domain = str(origin.get("domainName") or "")
         s3 = origin.get("s3OriginConfig")
@@ -276,29 +290,6 @@ def _origin_access(resource: Resource, config: dict[str, Any], report: Report) -
             report(f"{resource.label}: S3 origin {origin.get('originId')} uses a legacy origin access identity")
 
 
-rule_quota = Rule(
-    name="security-group-rule-quota",
-    area="network",
-    kind="operations",
-    severity=Severity.HIGH,
-    summary="No security group holds more inbound, or more outbound, rules than the VPC quota allows (rulesPerGroup, "
-    "default 60, counted per direction and per IP family, as AWS counts them); a rule naming a prefix list weighs the "
-    "list's max entries, so CloudFront's origin-facing list (55) fits in a group once. AWS refuses the rule that "
-    "goes over (RulesPerSecurityGroupLimitExceeded).",
-    seed="seed 002 traffic entry layer (only CloudFront's managed prefix list reaches the ALB)",
-    checks="",
-    remediation="Reference a heavy prefix list from one rule of a group: the load-balancer layer admits CloudFront "
-    "on 443 only (the origin is https-only, so port 80 has no use). Otherwise split the rules over two groups, or "
-    "raise the account's 'Inbound or outbound rules per security group' quota and rulesPerGroup in "
-    "policy/config/STACK.json together. Lists the stack creates weigh their maxEntries; give others (by id) in the "
-    "prefixListWeights knob, else they weigh defaultPrefixListWeight (55, the heaviest AWS-managed list).",
-    stack=True,
-    config={
-        "rulesPerGroup": {"type": "integer", "minimum": 1, "default": 60},
-        "defaultPrefixListWeight": {"type": "integer", "minimum": 1, "default": 55},
-        "prefixListWeights": {"type": "object", "additionalProperties": {"type": "integer"}, "default": {}},
-    },
-)
 GROUP_RULE_TYPES = (INGRESS_RULE, EGRESS_RULE, GROUP_RULE)
 BOTH_FAMILIES = ("IPv4", "IPv6")
 # Where each kind of peer sits in a rule, across aws.vpc rules, aws.ec2.SecurityGroupRule and inline blocks.
@@ -362,7 +353,30 @@ def _weigh(source: Mapping[str, Any] | Resource, lists: Sequence[Resource], conf
     return weighed
 
 
-def _rule_quota(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
+@Rule(
+    name="security-group-rule-quota",
+    area="network",
+    kind="operations",
+    severity=Severity.HIGH,
+    summary="No security group holds more inbound, or more outbound, rules than the VPC quota allows (rulesPerGroup, "
+    "default 60, counted per direction and per IP family, as AWS counts them); a rule naming a prefix list weighs the "
+    "list's max entries, so CloudFront's origin-facing list (55) fits in a group once. AWS refuses the rule that "
+    "goes over (RulesPerSecurityGroupLimitExceeded).",
+    seed="seed 002 traffic entry layer (only CloudFront's managed prefix list reaches the ALB)",
+    checks="",
+    remediation="Reference a heavy prefix list from one rule of a group: the load-balancer layer admits CloudFront "
+    "on 443 only (the origin is https-only, so port 80 has no use). Otherwise split the rules over two groups, or "
+    "raise the account's 'Inbound or outbound rules per security group' quota and rulesPerGroup in "
+    "policy/config/STACK.json together. Lists the stack creates weigh their maxEntries; give others (by id) in the "
+    "prefixListWeights knob, else they weigh defaultPrefixListWeight (55, the heaviest AWS-managed list).",
+    stack=True,
+    config={
+        "rulesPerGroup": {"type": "integer", "minimum": 1, "default": 60},
+        "defaultPrefixListWeight": {"type": "integer", "minimum": 1, "default": 55},
+        "prefixListWeights": {"type": "object", "additionalProperties": {"type": "integer"}, "default": {}},
+    },
+)
+def rule_quota(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
     quota = config["rulesPerGroup"]
 
     def check(group: Resource) -> None:
@@ -392,7 +406,13 @@ def _rule_quota(stack: Stack, config: dict[str, Any], report: StackReport) -> No
     stack.check_each(stack.of(SECURITY_GROUP, DEFAULT_SG), check)
 
 
-group_text = Rule(
+MAX_GROUP_TEXT = 255
+GROUP_TEXT_CHAR = re.compile(r"[a-zA-Z0-9 ._\-:/()#,@\[\]+=&;{}!$*]")
+# PrefixListId and UserIdGroupPair descriptions leave out the & that group descriptions allow.
+RULE_TEXT_CHAR = re.compile(r"[a-zA-Z0-9 ._\-:/()#,@\[\]+=;{}!$*]")
+
+
+@Rule(
     name="security-group-text-valid",
     area="network",
     kind="operations",
@@ -406,13 +426,7 @@ group_text = Rule(
     "ranges\"). A group's description cannot change in place: AWS replaces the group, and its rules with it.",
     resource_types=(SECURITY_GROUP, DEFAULT_SG, INGRESS_RULE, EGRESS_RULE, GROUP_RULE),
 )
-MAX_GROUP_TEXT = 255
-GROUP_TEXT_CHAR = re.compile(r"[a-zA-Z0-9 ._\-:/()#,@\[\]+=&;{}!$*]")
-# PrefixListId and UserIdGroupPair descriptions leave out the & that group descriptions allow.
-RULE_TEXT_CHAR = re.compile(r"[a-zA-Z0-9 ._\-:/()#,@\[\]+=;{}!$*]")
-
-
-def _group_text(resource: Resource, config: dict[str, Any], report: Report) -> None:
+def group_text(resource: Resource, config: dict[str, Any], report: Report) -> None:
     def check(what: str, value: Any, allowed: re.Pattern[str]) -> None:
         text = "" if value is None else str(value)
         refused = sorted({char for char in text if not allowed.fullmatch(char)})
@@ -431,18 +445,3 @@ def _group_text(resource: Resource, config: dict[str, Any], report: Report) -> N
                 check(f"{prop} rule description", block.get("description"), RULE_TEXT_CHAR)
     else:
         check("description", resource.get("description"), RULE_TEXT_CHAR)
-
-
-RULES: list[tuple[Rule, Check]] = [
-    (open_ingress, _open_ingress),
-    (default_sg, _default_sg),
-    (public_ip, _public_ip),
-    (service_public_ip, _service_public_ip),
-    (database_public, _database_public),
-    (isolated, _isolated),
-    (flow_logs, _flow_logs),
-    (public_access, _public_access),
-    (origin_access, _origin_access),
-    (rule_quota, _rule_quota),
-    (group_text, _group_text),
-]

@@ -6,7 +6,7 @@ from typing import Any
 
 from pulumi_policy import Severity
 
-from rules.common import Check, Report, Resource, Rule, Stack, StackReport, items
+from rules.common import Report, Resource, Rule, Stack, StackReport, items
 
 CLUSTER = "aws:rds/cluster:Cluster"
 DB_INSTANCE = "aws:rds/instance:Instance"
@@ -17,7 +17,8 @@ BUCKET = "aws:s3/bucket:Bucket"
 BUCKET_VERSIONING = "aws:s3/bucketVersioning:BucketVersioning"
 STATEFUL_TYPES = [CLUSTER, DB_INSTANCE, "aws:dynamodb/table:Table", "aws:efs/fileSystem:FileSystem"]
 
-backup_retention = Rule(
+
+@Rule(
     name="aurora-backup-retention",
     area="recovery",
     kind="recovery",
@@ -30,15 +31,13 @@ backup_retention = Rule(
     resource_types=(CLUSTER, DB_INSTANCE),
     config={"minDays": {"type": "integer", "minimum": 1, "maximum": 35, "default": 7}},
 )
-
-
-def _backup_retention(resource: Resource, config: dict[str, Any], report: Report) -> None:
+def backup_retention(resource: Resource, config: dict[str, Any], report: Report) -> None:
     days = resource.get("backupRetentionPeriod") or 1  # AWS default: 1 day
     if days < config["minDays"]:
         report(f"{resource.label}: backupRetentionPeriod {days} < {config['minDays']} days")
 
 
-cache_snapshots = Rule(
+@Rule(
     name="elasticache-snapshot-retention",
     area="recovery",
     kind="recovery",
@@ -52,9 +51,7 @@ cache_snapshots = Rule(
     resource_types=(REPLICATION_GROUP,),
     config={"minDays": {"type": "integer", "minimum": 1, "default": 1}},
 )
-
-
-def _cache_snapshots(resource: Resource, config: dict[str, Any], report: Report) -> None:
+def cache_snapshots(resource: Resource, config: dict[str, Any], report: Report) -> None:
     days = resource.get("snapshotRetentionLimit") or 0
     if days < config["minDays"]:
         report(f"{resource.label}: snapshotRetentionLimit {days} < {config['minDays']}")
@@ -74,7 +71,7 @@ def _selection_tags(selection: Resource) -> list[tuple[str, str]]:
     return pairs
 
 
-backed_up = Rule(
+@Rule(
     name="stateful-resources-backed-up",
     area="recovery",
     kind="recovery",
@@ -87,9 +84,7 @@ backed_up = Rule(
     stack=True,
     config={"statefulTypes": {"type": "array", "items": {"type": "string"}, "default": STATEFUL_TYPES}},
 )
-
-
-def _backed_up(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
+def backed_up(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
     selections = [s for s in stack.of(BACKUP_SELECTION) if stack.deps(s, "planId", BACKUP_PLAN)]
 
     def check(resource: Resource) -> None:
@@ -104,7 +99,7 @@ def _backed_up(stack: Stack, config: dict[str, Any], report: StackReport) -> Non
     stack.check_each(stack.of(*config["statefulTypes"]), check)
 
 
-copy_region = Rule(
+@Rule(
     name="backup-cross-region-copy",
     area="recovery",
     kind="recovery",
@@ -116,9 +111,7 @@ copy_region = Rule(
     "(destination_vault_arn=<vault in the copy region>.arn) to each aws.backup.Plan rule.",
     stack=True,
 )
-
-
-def _copy_region(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
+def copy_region(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
     def check(plan: Resource) -> None:
         for rule in items(plan.get("rules")):
             copies = [c for c in items(rule.get("copyActions")) if c.get("destinationVaultArn")]
@@ -128,7 +121,7 @@ def _copy_region(stack: Stack, config: dict[str, Any], report: StackReport) -> N
     stack.check_each(stack.of(BACKUP_PLAN), check)
 
 
-plan_retention = Rule(
+@Rule(
     name="backup-plan-retention",
     area="recovery",
     kind="recovery",
@@ -141,9 +134,7 @@ plan_retention = Rule(
     stack=True,
     config={"minDays": {"type": "integer", "minimum": 1, "default": 7}},
 )
-
-
-def _plan_retention(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
+def plan_retention(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
     def check(plan: Resource) -> None:
         for rule in items(plan.get("rules")):
             lifecycles = [rule.get("lifecycle")] + [c.get("lifecycle") for c in items(rule.get("copyActions"))]
@@ -155,7 +146,7 @@ def _plan_retention(stack: Stack, config: dict[str, Any], report: StackReport) -
     stack.check_each(stack.of(BACKUP_PLAN), check)
 
 
-versioning = Rule(
+@Rule(
     name="s3-bucket-versioning",
     area="recovery",
     kind="recovery",
@@ -167,22 +158,10 @@ versioning = Rule(
     "each bucket in the storage layer (with a lifecycle rule expiring noncurrent versions).",
     stack=True,
 )
-
-
-def _versioning(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
+def versioning(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
     def check(bucket: Resource) -> None:
         configs = stack.referrers(bucket, "bucket", BUCKET_VERSIONING)
         if not any((v.get("versioningConfiguration") or {}).get("status") == "Enabled" for v in configs):
             report(f"{bucket.label}: versioning not enabled", bucket.urn)
 
     stack.check_each(stack.of(BUCKET), check)
-
-
-RULES: list[tuple[Rule, Check]] = [
-    (backup_retention, _backup_retention),
-    (cache_snapshots, _cache_snapshots),
-    (backed_up, _backed_up),
-    (copy_region, _copy_region),
-    (plan_retention, _plan_retention),
-    (versioning, _versioning),
-]

@@ -7,7 +7,6 @@ from typing import Any
 from pulumi_policy import Severity
 
 from rules.common import (
-    Check,
     Report,
     Resource,
     Rule,
@@ -48,7 +47,8 @@ TLS12_POLICIES = [
 VIEWER_PROTOCOLS = ["TLSv1.2_2021", "TLSv1.2_2025", "TLSv1.3_2025"]
 HTTPS_VIEWER_POLICIES = ("redirect-to-https", "https-only")
 
-http_redirects = Rule(
+
+@Rule(
     name="alb-http-redirects-to-https",
     area="transit",
     kind="security",
@@ -62,9 +62,7 @@ http_redirects = Rule(
     "redirect protocol='HTTPS', port='443', status_code='HTTP_301', and no listener rules.",
     resource_types=(LISTENER,),
 )
-
-
-def _http_redirects(resource: Resource, config: dict[str, Any], report: Report) -> None:
+def http_redirects(resource: Resource, config: dict[str, Any], report: Report) -> None:
     if resource.get("protocol") != "HTTP":
         return
     actions = items(resource.get("defaultActions"))
@@ -73,7 +71,7 @@ def _http_redirects(resource: Resource, config: dict[str, Any], report: Report) 
         report(f"{resource.label}: an HTTP listener must only redirect to HTTPS")
 
 
-alb_tls = Rule(
+@Rule(
     name="alb-tls-policy",
     area="transit",
     kind="security",
@@ -87,9 +85,7 @@ alb_tls = Rule(
     resource_types=(LISTENER,),
     config={"allowedPolicies": {"type": "array", "items": {"type": "string"}, "default": TLS12_POLICIES}},
 )
-
-
-def _alb_tls(resource: Resource, config: dict[str, Any], report: Report) -> None:
+def alb_tls(resource: Resource, config: dict[str, Any], report: Report) -> None:
     if resource.get("protocol") not in ("HTTPS", "TLS"):
         return
     policy = resource.get("sslPolicy")
@@ -97,7 +93,7 @@ def _alb_tls(resource: Resource, config: dict[str, Any], report: Report) -> None
         report(f"{resource.label}: sslPolicy {policy or '(AWS default ELBSecurityPolicy-2016-08)'} is not TLS 1.2+")
 
 
-viewer_https = Rule(
+@Rule(
     name="cloudfront-viewer-https",
     area="transit",
     kind="security",
@@ -109,9 +105,7 @@ viewer_https = Rule(
     "ordered_cache_behaviors entry of aws.cloudfront.Distribution in the edge layer.",
     resource_types=(DISTRIBUTION,),
 )
-
-
-def _viewer_https(resource: Resource, config: dict[str, Any], report: Report) -> None:
+def viewer_https(resource: Resource, config: dict[str, Any], report: Report) -> None:
     behaviors = [resource.get("defaultCacheBehavior") or {}, *items(resource.get("orderedCacheBehaviors"))]
     for behavior in behaviors:
         policy = behavior.get("viewerProtocolPolicy")
@@ -120,7 +114,7 @@ def _viewer_https(resource: Resource, config: dict[str, Any], report: Report) ->
             report(f"{resource.label}: behavior {where} has viewerProtocolPolicy {policy}")
 
 
-viewer_tls = Rule(
+@Rule(
     name="cloudfront-viewer-tls",
     area="transit",
     kind="security",
@@ -133,9 +127,7 @@ viewer_tls = Rule(
     resource_types=(DISTRIBUTION,),
     config={"allowedProtocols": {"type": "array", "items": {"type": "string"}, "default": VIEWER_PROTOCOLS}},
 )
-
-
-def _viewer_tls(resource: Resource, config: dict[str, Any], report: Report) -> None:
+def viewer_tls(resource: Resource, config: dict[str, Any], report: Report) -> None:
     certificate = resource.get("viewerCertificate") or {}
     if certificate.get("cloudfrontDefaultCertificate") is True:
         report(f"{resource.label}: uses the *.cloudfront.net default certificate (TLSv1 allowed)")
@@ -144,7 +136,7 @@ def _viewer_tls(resource: Resource, config: dict[str, Any], report: Report) -> N
         report(f"{resource.label}: minimumProtocolVersion {version} is older than TLSv1.2_2021")
 
 
-origin_https = Rule(
+@Rule(
     name="cloudfront-origin-https",
     area="transit",
     kind="security",
@@ -156,9 +148,7 @@ origin_https = Rule(
     "on the ALB origin of aws.cloudfront.Distribution in the edge layer.",
     resource_types=(DISTRIBUTION,),
 )
-
-
-def _origin_https(resource: Resource, config: dict[str, Any], report: Report) -> None:
+def origin_https(resource: Resource, config: dict[str, Any], report: Report) -> None:
     for origin in items(resource.get("origins")):
         custom = origin.get("customOriginConfig")
         if not custom:
@@ -171,7 +161,7 @@ def _origin_https(resource: Resource, config: dict[str, Any], report: Report) ->
             report(f"{resource.label}: origin {origin_id} allows {sorted(protocols)}; only TLSv1.2")
 
 
-bucket_tls = Rule(
+@Rule(
     name="s3-bucket-denies-insecure-transport",
     area="transit",
     kind="security",
@@ -184,9 +174,7 @@ bucket_tls = Rule(
     "storage layer.",
     stack=True,
 )
-
-
-def _bucket_tls(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
+def bucket_tls(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
     def check(bucket: Resource) -> None:
         policies = stack.referrers(bucket, "bucket", BUCKET_POLICY)
         if not any(denies_insecure_transport(policy.json("policy")) for policy in policies):
@@ -195,7 +183,7 @@ def _bucket_tls(stack: Stack, config: dict[str, Any], report: StackReport) -> No
     stack.check_each(stack.of(BUCKET), check)
 
 
-queue_tls = Rule(
+@Rule(
     name="sqs-queue-denies-insecure-transport",
     area="transit",
     kind="security",
@@ -207,9 +195,7 @@ queue_tls = Rule(
     "with a Deny statement for Principal '*' under Condition Bool aws:SecureTransport 'false'.",
     stack=True,
 )
-
-
-def _queue_tls(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
+def queue_tls(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
     def check(queue: Resource) -> None:
         documents = [queue.json("policy")] + [
             p.json("policy") for p in stack.referrers(queue, "queueUrl", QUEUE_POLICY)
@@ -220,7 +206,7 @@ def _queue_tls(stack: Stack, config: dict[str, Any], report: StackReport) -> Non
     stack.check_each(stack.of(QUEUE), check)
 
 
-topic_tls = Rule(
+@Rule(
     name="sns-topic-denies-insecure-transport",
     area="transit",
     kind="security",
@@ -232,9 +218,7 @@ topic_tls = Rule(
     "a Deny statement for Principal '*' under Condition Bool aws:SecureTransport 'false'.",
     stack=True,
 )
-
-
-def _topic_tls(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
+def topic_tls(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
     def check(topic: Resource) -> None:
         documents = [topic.json("policy")] + [p.json("policy") for p in stack.referrers(topic, "arn", TOPIC_POLICY)]
         if not any(denies_insecure_transport(document) for document in documents):
@@ -243,7 +227,10 @@ def _topic_tls(stack: Stack, config: dict[str, Any], report: StackReport) -> Non
     stack.check_each(stack.of(TOPIC), check)
 
 
-aurora_tls = Rule(
+FORCE_TLS = {"rds.force_ssl": "1", "require_secure_transport": "ON"}
+
+
+@Rule(
     name="aurora-forces-tls",
     area="transit",
     kind="security",
@@ -256,10 +243,7 @@ aurora_tls = Rule(
     "pass db_cluster_parameter_group_name=<group>.name to aws.rds.Cluster.",
     stack=True,
 )
-FORCE_TLS = {"rds.force_ssl": "1", "require_secure_transport": "ON"}
-
-
-def _aurora_tls(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
+def aurora_tls(stack: Stack, config: dict[str, Any], report: StackReport) -> None:
     def check(cluster: Resource) -> None:
         groups = stack.deps(cluster, "dbClusterParameterGroupName", CLUSTER_PARAMETERS)
         for group in groups:
@@ -270,16 +254,3 @@ def _aurora_tls(stack: Stack, config: dict[str, Any], report: StackReport) -> No
         report(f"{cluster.label}: {where} forces TLS", cluster.urn)
 
     stack.check_each(stack.of(CLUSTER), check)
-
-
-RULES: list[tuple[Rule, Check]] = [
-    (http_redirects, _http_redirects),
-    (alb_tls, _alb_tls),
-    (viewer_https, _viewer_https),
-    (viewer_tls, _viewer_tls),
-    (origin_https, _origin_https),
-    (bucket_tls, _bucket_tls),
-    (queue_tls, _queue_tls),
-    (topic_tls, _topic_tls),
-    (aurora_tls, _aurora_tls),
-]

@@ -23,19 +23,34 @@ def test_product_read_is_a_miss_then_a_hit_with_a_five_minute_ttl(client: Any, a
     assert 295 <= ttl <= 300
 
 
-def test_cache_entry_expiry_makes_the_next_read_a_miss(client: Any, add_product: Any, prefix: str) -> None:
+def test_a_near_copy_lives_no_longer_than_the_redis_entry_it_came_from(
+    make_app: Any, add_product: Any, prefix: str
+) -> None:
+    app = make_app()
+    client, near = app.test_client(), app.extensions["services"].catalog.near
     pid = add_product()
     client.get(f"/api/products/{pid}")
-    redis.Redis().pexpire(f"{prefix}product:{pid}", 1)
-    time.sleep(0.01)
+    _wait_until(lambda: near.live)
+    redis.Redis().pexpire(f"{prefix}product:{pid}", 200)
+    near.clear()
+    assert client.get(f"/api/products/{pid}").headers["X-Cache-Tier"] == "redis"
+    assert client.get(f"/api/products/{pid}").headers["X-Cache-Tier"] == "memory"
+    time.sleep(0.25)
     assert client.get(f"/api/products/{pid}").headers["X-Cache"] == "miss"
+
+
+def _wait_until(condition: Any, seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.01)
 
 
 def test_admin_update_invalidates_the_cached_product(client: Any, add_product: Any) -> None:
     pid = add_product(price=500)
     client.get(f"/api/products/{pid}")
     body = {"sku": f"NEW-{pid}", "name": "Renamed", "price_cents": 777}
-    resp = client.put(f"/api/admin/products/{pid}", json=body, headers=AUTH)
+    resp = client.patch(f"/api/admin/products/{pid}", json=body, headers=AUTH)
     assert resp.status_code == 200
     after = client.get(f"/api/products/{pid}")
     assert after.headers["X-Cache"] == "miss"

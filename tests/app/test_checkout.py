@@ -6,6 +6,9 @@ from typing import Any
 
 import psycopg
 
+from platformctl.stub_notifier import StubNotifier
+from tests.app.worker_support import make_queues, order_event, running_worker, send, wait_for
+
 
 def _order(pid: int, qty: int = 1) -> dict[str, Any]:
     return {"email": "buyer@example.com", "items": [{"product_id": pid, "quantity": qty}]}
@@ -196,3 +199,58 @@ def test_an_order_of_several_items_is_priced_in_request_order_in_one_statement(
         "items": row["items"],
         "total_cents": 2450,
     }
+
+
+def test_lines_of_one_product_are_checked_against_its_stock_together(
+    client: Any, add_product: Any, db: psycopg.Connection[Any]
+) -> None:
+    pid, other = add_product(stock=100), add_product(stock=100)
+    body = {
+        "email": "buyer@example.com",
+        "items": [
+            {"product_id": pid, "quantity": 60},
+            {"product_id": other, "quantity": 1},
+            {"product_id": pid, "quantity": 60},
+        ],
+    }
+    resp = client.post("/api/checkout/orders", json=body, headers={"Idempotency-Key": str(uuid.uuid4())})
+    # Refused at once, as one line of 120 is, naming the line where the product's total first goes over.
+    assert resp.status_code == 422 and resp.json["type"] == "/problems/invalid-order"
+    assert resp.json["errors"] == [
+        {
+            "field": "items[2].quantity",
+            "in": "body",
+            "message": f"only 100 in stock; the order's lines of product {pid} want 120 together",
+        }
+    ]
+    orders = db.execute("SELECT count(*) AS n FROM orders WHERE items @> %s::jsonb", (f'[{{"product_id": {pid}}}]',))
+    assert orders.fetchone() == {"n": 0}
+    within = {**body, "items": [{"product_id": pid, "quantity": 50}, {"product_id": pid, "quantity": 50}]}
+    placed = client.post("/api/checkout/orders", json=within, headers={"Idempotency-Key": str(uuid.uuid4())})
+    assert placed.status_code == 202
+
+
+def test_an_order_the_worker_rejects_carries_its_reason(
+    client: Any, make_settings: Any, add_product: Any, db: psycopg.Connection[Any], moto: Any
+) -> None:
+    pid = add_product(stock=5)
+    placed = client.post("/api/checkout/orders", json=_order(pid, 4), headers={"Idempotency-Key": str(uuid.uuid4())})
+    assert placed.status_code == 202
+    order_id = placed.json["id"]
+    pending = client.get(f"/api/checkout/orders/{order_id}").json
+    assert (pending["status"], pending["reason"]) == ("PENDING", None)
+    db.execute("UPDATE products SET stock = 1 WHERE id = %s", (pid,))  # sold elsewhere before the worker ran
+    sqs = moto.client("sqs")
+    queue, dead_letters = make_queues(sqs)
+    send(sqs, queue, order_event(order_id, [(pid, 4)], email="buyer@example.com"))
+    notifier = StubNotifier().start()
+    settings = make_settings(
+        queue_url=queue, dead_letter_queue_url=dead_letters, notification_url=notifier.url, worker_poll_seconds=1
+    )
+    try:
+        with running_worker(settings):
+            wait_for(lambda: client.get(f"/api/checkout/orders/{order_id}").json["status"] != "PENDING")
+    finally:
+        notifier.stop()
+    rejected = client.get(f"/api/checkout/orders/{order_id}").json
+    assert rejected["status"] == "REJECTED" and rejected["reason"] == f"product {pid}: not enough stock"

@@ -15,15 +15,14 @@ import pytest
 from app import contract
 from app.catalog import ProductQuery
 from app.http.openapi import SPEC
-from platformctl.plan import Plan, run_program
+from platformctl.plan import Plan
 from tests.app.conftest import ADMIN
-from tests.components import request_path
+from tests.support import layer
 
 
-@pytest.fixture(scope="module")
-def edge_plan() -> Plan:
-    cfg = request_path.config()
-    return run_program(lambda: request_path.edge(cfg), project="platform", stack="test")
+@pytest.fixture
+def edge_plan(prod_plan: Plan) -> Plan:
+    return layer(prod_plan, "edge")
 
 
 def _waf_rules(plan: Plan) -> dict[str, Any]:

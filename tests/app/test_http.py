@@ -1,12 +1,18 @@
 from __future__ import annotations
 
 import json
+import socket
+import uuid
 from typing import Any
 
 import pytest
 
 from app import contract
-from tests.app.conftest import free_port
+from app.problems import KINDS, Problem
+from tests.app.conftest import ADMIN, free_port
+from tests.app.gunicorn_support import served
+
+KIND_BY_STATUS = {414: "uri-too-long", 431: "header-fields-too-large"}
 
 
 def test_unknown_path_is_a_404_problem(client: Any) -> None:
@@ -43,10 +49,124 @@ def test_malformed_json_is_400(client: Any) -> None:
     assert resp.status_code == 400 and resp.mimetype == "application/problem+json"
 
 
-@pytest.mark.parametrize("body", [[], "x", 3, None])
+@pytest.mark.parametrize("body", [[], "x", 3, None, True])
 def test_json_that_is_not_an_object_is_422(client: Any, body: Any) -> None:
+    # `null` included: it is well-formed JSON, so not the 400 a malformed body gets.
     resp = client.post("/api/user/sessions", data=json.dumps(body), content_type="application/json")
-    assert resp.status_code in (400, 422) and resp.json["detail"].startswith("'body'")
+    assert resp.status_code == 422 and resp.json["detail"] == "'body': must be a JSON object"
+
+
+@pytest.mark.parametrize("body", ['{"email": NaN}', '{"value": Infinity}', b'{"email": "\xff"}'])
+def test_what_json_does_not_allow_is_a_malformed_body(client: Any, body: str | bytes) -> None:
+    resp = client.post("/api/user/sessions", data=body, content_type="application/json")
+    assert resp.status_code == 400 and resp.json["type"] == "/problems/malformed-json"
+
+
+def _problem(resp: Any, status: int, kind: str, instance: str) -> dict[str, Any]:
+    assert resp.status_code == status and resp.mimetype == "application/problem+json", resp.get_data(as_text=True)
+    body: dict[str, Any] = resp.json
+    assert body["type"] == f"/problems/{kind}" and body["status"] == status
+    assert body["instance"] == instance and body["title"]
+    return body
+
+
+def test_every_error_is_a_problem_with_a_type_of_the_apis_own_and_its_instance(make_app: Any, add_product: Any) -> None:
+    client = make_app().test_client()
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    _problem(client.get("/nope"), 404, "not-found", "/nope")
+    _problem(client.delete("/api/products"), 405, "method-not-allowed", "/api/products")
+    big = "x" * (contract.MAX_REQUEST_BYTES + 1)
+    _problem(
+        client.post("/api/user/sessions", data=big, content_type="application/json"),
+        413,
+        "body-too-large",
+        "/api/user/sessions",
+    )
+    _problem(
+        client.post("/api/user/sessions", data="a=b", content_type="text/plain"),
+        415,
+        "unsupported-media-type",
+        "/api/user/sessions",
+    )
+    _problem(
+        client.post("/api/user/sessions", data="{", content_type="application/json"),
+        400,
+        "malformed-json",
+        "/api/user/sessions",
+    )
+    _problem(client.post("/api/user/sessions", json={"email": "x"}), 422, "validation", "/api/user/sessions")
+    _problem(client.get("/api/products?page=0"), 400, "validation", "/api/products")
+    _problem(client.get("/api/user/me"), 401, "unauthorized", "/api/user/me")
+    _problem(
+        client.delete("/api/admin/products/1", headers={"Authorization": "Bearer nope"}),
+        403,
+        "forbidden",
+        "/api/admin/products/1",
+    )
+    _problem(
+        client.get("/api/checkout/orders/" + "0" * 8 + "-0000-0000-0000-" + "0" * 12),
+        404,
+        "not-found",
+        "/api/checkout/orders/00000000-0000-0000-0000-000000000000",
+    )
+    _problem(client.post("/api/checkout/orders", json={}), 400, "idempotency-key", "/api/checkout/orders")
+    order = {"email": "a@example.com", "items": [{"product_id": add_product(stock=1), "quantity": 2}]}
+    rejected = client.post("/api/checkout/orders", json=order, headers={"Idempotency-Key": uuid.uuid4().hex})
+    _problem(rejected, 422, "invalid-order", "/api/checkout/orders")
+    taken = {"sku": "DUP-" + uuid.uuid4().hex[:8], "name": "n", "price_cents": 1}
+    assert client.post("/api/admin/products", json=taken, headers=admin).status_code == 201
+    _problem(client.post("/api/admin/products", json=taken, headers=admin), 409, "conflict", "/api/admin/products")
+    limited = make_app(rate_limit_per_minute=1).test_client()
+    limited.get("/api/config")
+    _problem(limited.get("/api/config"), 429, "rate-limited", "/api/config")
+    down = make_app(db_port=free_port(), outbound_timeout=1.0).test_client()
+    _problem(down.get("/api/config"), 503, "unavailable", "/api/config")
+
+
+def test_each_problem_type_dereferences_to_its_description(client: Any) -> None:
+    for kind, description in KINDS.items():
+        resp = client.get(f"/problems/{kind}")
+        assert resp.status_code == 200 and resp.json == {"type": f"/problems/{kind}", "description": description}
+    _problem(client.get("/problems/nope"), 404, "not-found", "/problems/nope")
+
+
+def test_a_problem_of_no_known_kind_cannot_be_raised() -> None:
+    with pytest.raises(ValueError, match="unknown problem kind 'made-up'"):
+        Problem(400, "Bad", kind="made-up")
+
+
+def test_no_content_answers_have_no_content_type(client: Any) -> None:
+    token = client.post("/api/user/sessions", json={"email": "a@example.com"}).json["token"]
+    ended = client.delete("/api/user/sessions/current", headers={"Authorization": f"Bearer {token}"})
+    preflight = client.options(
+        "/api/admin/products/1", headers={"Origin": "https://x.test", "Access-Control-Request-Method": "PATCH"}
+    )
+    for resp in (ended, preflight):
+        assert resp.status_code == 204 and "Content-Type" not in resp.headers and resp.data == b""
+
+
+def test_gunicorns_own_refusals_are_problems_too(database: str, prefix: str) -> None:
+    with served(database, prefix) as base:
+        host, port = base.removeprefix("http://").split(":")
+        answers = {
+            414: f"GET /api/products?q={'x' * 9000} HTTP/1.1\r\nHost: a\r\n\r\n",
+            431: f"GET /api/config HTTP/1.1\r\nHost: a\r\nX-Big: {'y' * 9000}\r\n\r\n",
+        }
+        for status, raw in answers.items():
+            with socket.create_connection((host, int(port)), timeout=5) as sock:
+                sock.sendall(raw.encode())
+                reply = b""
+                while chunk := sock.recv(65536):
+                    reply += chunk
+            head, _, body = reply.partition(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            headers = dict(line.split(": ", 1) for line in lines[1:])
+            assert lines[0].startswith(f"HTTP/1.1 {status} "), lines[0]
+            assert headers["Content-Type"] == "application/problem+json"
+            assert headers["X-Content-Type-Options"] == "nosniff" and int(headers["Content-Length"]) == len(body)
+            problem = json.loads(body)
+            assert problem["status"] == status and problem["type"] == f"/problems/{KIND_BY_STATUS[status]}"
+            assert problem["type"].removeprefix("/problems/") in KINDS and problem["detail"]
 
 
 def test_correlation_id_is_taken_from_x_request_id_and_returned(client: Any) -> None:

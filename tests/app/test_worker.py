@@ -21,7 +21,7 @@ from app.events import InvalidMessage, parse
 from app.notifications import NotificationFailed, NotificationRejected, Notifier
 from app.observability import configure_logging
 from app.settings import Settings
-from app.worker import Result, Tracked, Worker, backoff_seconds
+from app.worker import Action, Claim, Outcome, Result, Tracked, Worker, backoff_seconds
 from platformctl.stub_notifier import StubNotifier
 from tests.app.worker_support import depth, insert_order, make_queues, order_event, running_worker, send, wait_for
 
@@ -221,15 +221,16 @@ def test_provider_down_opens_the_breaker_delays_messages_without_losing_them_and
 
 
 class FlakySqs:
-    """Records calls; the first DeleteMessageBatch reports its first entry as Failed."""
+    """Records calls; unless `flaky` is off, the first DeleteMessageBatch reports its first entry as Failed."""
 
-    def __init__(self) -> None:
+    def __init__(self, flaky: bool = True) -> None:
         self.calls: list[tuple[str, Any]] = []
+        self.flaky = flaky
 
     def delete_message_batch(self, **kw: Any) -> dict[str, Any]:
         self.calls.append(("delete", [e["ReceiptHandle"] for e in kw["Entries"]]))
         deletes = [c for c in self.calls if c[0] == "delete"]
-        if len(deletes) == 1:
+        if self.flaky and len(deletes) == 1:
             first = kw["Entries"][0]["Id"]
             return {"Successful": [{"Id": e["Id"]} for e in kw["Entries"][1:]], "Failed": [{"Id": first, "Code": "X"}]}
         return {"Successful": [{"Id": e["Id"]} for e in kw["Entries"]], "Failed": []}
@@ -237,6 +238,10 @@ class FlakySqs:
     def change_message_visibility_batch(self, **kw: Any) -> dict[str, Any]:
         self.calls.append(("visibility", [(e["ReceiptHandle"], e["VisibilityTimeout"]) for e in kw["Entries"]]))
         return {"Successful": [], "Failed": []}
+
+    def send_message_batch(self, **kw: Any) -> dict[str, Any]:
+        self.calls.append(("send", [(e["MessageBody"], e["DelaySeconds"]) for e in kw["Entries"]]))
+        return {"Successful": [{"Id": e["Id"]} for e in kw["Entries"]], "Failed": []}
 
 
 def _message(handle: str, receives: int = 1) -> dict[str, Any]:
@@ -257,9 +262,9 @@ def test_a_partial_batch_deletes_successes_in_one_call_retries_its_failed_entrie
     try:
         worker.settle(
             [
-                Result("delete", "processed", _message("a")),
-                Result("delete", "processed", _message("b")),
-                Result("retry", "failed", _message("c", receives=3)),
+                Result(Outcome.PROCESSED, _message("a")),
+                Result(Outcome.PROCESSED, _message("b")),
+                Result(Outcome.FAILED, _message("c", receives=3)),
             ]
         )
     finally:
@@ -269,6 +274,36 @@ def test_a_partial_batch_deletes_successes_in_one_call_retries_its_failed_entrie
     kind, entries = fake.calls[2]
     assert kind == "visibility" and entries[0][0] == "c"
     assert 8 <= entries[0][1] <= 16  # base 4 s doubled per receive: 16 s with jitter down to half
+
+
+def test_a_deferred_message_is_resent_with_a_delay_and_deleted_and_counts_as_retried_as_a_busy_one_does(
+    worker_settings: Any, capsys: Any
+) -> None:
+    worker = Worker(worker_settings(breaker_reset_seconds=10, worker_retry_base_seconds=4))
+    fake = FlakySqs(flaky=False)
+    worker.sqs = fake
+    deferred = {**_message("deferred"), "Body": "the event"}
+    configure_logging("INFO")
+    capsys.readouterr()
+    try:
+        worker.settle(
+            [
+                Result(Outcome.DEFERRED, deferred),
+                Result(Outcome.BUSY, _message("busy")),
+                Result(Outcome.DUPLICATE, _message("copy")),
+            ]
+        )
+    finally:
+        worker.close()
+        out = capsys.readouterr().out
+        configure_logging("WARNING")
+    (kind, [(body, delay)]), *rest = fake.calls
+    assert (kind, body) == ("send", "the event") and 10 <= delay <= 15  # the breaker's reset, with jitter
+    assert rest[0] == ("delete", ["copy", "deferred"])  # the copy is out: the original goes
+    assert rest[1][0] == "visibility" and [h for h, _ in rest[1][1]] == ["busy"]
+    [record] = [json.loads(line) for line in out.splitlines() if '"worker_batch"' in line]
+    assert (record["MessagesRetried"], record["MessagesFailed"], record["DuplicatesSkipped"]) == (2, 0, 1)
+    assert dict(worker.stats.counts) == {"deferred": 1, "busy": 1, "duplicate": 1}
 
 
 def test_heartbeat_extends_the_visibility_of_a_long_job_until_its_job_timeout(worker_settings: Any) -> None:
@@ -292,13 +327,14 @@ def test_heartbeat_extends_the_visibility_of_a_long_job_until_its_job_timeout(wo
 def test_a_message_is_claimed_once_then_reported_busy_until_done(worker_settings: Any) -> None:
     worker = Worker(worker_settings())
     try:
+        claims = worker.claims
         mid, other, third = (str(uuid.uuid4()) for _ in range(3))
-        assert worker._claim_many([mid]) == ["go"]
-        assert worker._claim_many([mid]) == ["busy"]  # another delivery holds it
-        worker._mark_done_many([mid])
-        assert worker._claim_many([mid, other, third]) == ["done", "go", "go"]
-        worker._unclaim_many([other, third])  # their processing failed: the next delivery may take them
-        assert worker._claim_many([other, third]) == ["go", "go"]
+        assert claims.claim([mid], 30) == [Claim.GO]
+        assert claims.claim([mid], 30) == [Claim.BUSY]  # another delivery holds it
+        claims.mark_done([mid])
+        assert claims.claim([mid, other, third], 30) == [Claim.DONE, Claim.GO, Claim.GO]
+        claims.release([other, third])  # their processing failed: the next delivery may take them
+        assert claims.claim([other, third], 30) == [Claim.GO, Claim.GO]
     finally:
         worker.close()
 
@@ -316,13 +352,15 @@ def test_a_batch_is_claimed_and_marked_done_together_and_a_copy_in_the_same_batc
 
     worker.cache.call = counting_call  # type: ignore[method-assign]
     try:
+        claims = worker.claims
         a, b, c = (str(uuid.uuid4()) for _ in range(3))
-        assert worker._claim_many([a, a, b]) == ["go", "busy", "go"]
-        worker._mark_done_many([a, b])
+        assert claims.claim([a, a, b], 30) == [Claim.GO, Claim.BUSY, Claim.GO]
+        claims.mark_done([a, b])
         assert len(round_trips) == 2  # one pipelined call for the claims, one for the done marks
-        assert worker._claim_many([a, b, c]) == ["done", "done", "go"]
-        assert worker._claim_many([]) == []
-        worker._mark_done_many([])
+        assert claims.claim([a, b, c], 30) == [Claim.DONE, Claim.DONE, Claim.GO]
+        assert claims.claim([], 30) == []
+        claims.mark_done([])
+        claims.release([])
         assert len(round_trips) == 3  # nothing to claim or mark: no call at all
     finally:
         worker.close()
@@ -465,18 +503,18 @@ def test_a_batch_is_decided_and_finished_in_one_statement_each_and_a_failing_mes
         results = worker.process_batch(messages)
         again = worker.process_batch(messages[:1])
         # The missing order's message wrote nothing and its claim is released: a redelivery may decide it.
-        released = worker._claim_many([json.loads(messages[1]["Body"])["message_id"]])
+        released = worker.claims.claim([json.loads(messages[1]["Body"])["message_id"]], 30)
     finally:
         worker.close()
     assert [(r.action, r.outcome) for r in results] == [
-        ("delete", "processed"),
-        ("retry", "failed"),
-        ("delete", "processed"),
-        ("retry", "invalid"),
+        (Action.DELETE, Outcome.PROCESSED),
+        (Action.RETRY, Outcome.FAILED),
+        (Action.DELETE, Outcome.PROCESSED),
+        (Action.RETRY, Outcome.INVALID),
     ]
     assert [r.message["MessageId"] for r in results] == [m["MessageId"] for m in messages]
     assert len(statements) == 2  # the batch's step 1 and step 3; the second delivery only asks Redis
-    assert [(r.action, r.outcome) for r in again] == [("delete", "duplicate")]
+    assert [(r.action, r.outcome) for r in again] == [(Action.DELETE, Outcome.DUPLICATE)]
     assert (_status(db, confirmed), _status(db, rejected)) == ("CONFIRMED", "REJECTED")
     assert (_stock(db, plenty), _stock(db, scarce)) == (8, 0)
     assert notifier.received == 2
@@ -485,7 +523,7 @@ def test_a_batch_is_decided_and_finished_in_one_statement_each_and_a_failing_mes
         "SELECT message_id::text AS id FROM processed_messages WHERE message_id = ANY(%s::uuid[])", (ids,)
     )
     assert sorted(r["id"] for r in rows) == sorted([ids[0], ids[2]])
-    assert released == ["go"]
+    assert released == [Claim.GO]
 
 
 def test_concurrent_batches_over_the_same_products_in_opposite_orders_do_not_deadlock(
@@ -503,7 +541,7 @@ def test_concurrent_batches_over_the_same_products_in_opposite_orders_do_not_dea
             with ThreadPoolExecutor(2) as pool:
                 outcomes = list(pool.map(worker.process_batch, batches))
             # A deadlock would fail one of the batches (PostgreSQL aborts a transaction of the cycle).
-            assert [r.outcome for results in outcomes for r in results] == ["processed"] * 8
+            assert [r.outcome for results in outcomes for r in results] == [Outcome.PROCESSED] * 8
     finally:
         worker.close()
     assert [_stock(db, p) for p in products] == [990] * 4

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from components.cache import Cache, CacheArgs, parameter_group_family
-from components.naming import BACKUP_TAG, Naming
+from components.naming import BACKUP_TAG, LogPolicy, Naming
+from components.network import Placement
 from platformctl.plan import SECRET_MASK, Plan, PlannedResource, run_program
 from stack_config.schema import CacheConfig
 from tests.support import PROJECT, by_name, config_for, plan_with
@@ -31,13 +32,9 @@ def direct_cache(naming: Naming) -> None:
         CacheArgs(
             config=CacheConfig.model_validate({**config, "replicaCount": 2}),
             naming=naming,
-            vpc_id="vpc-0test",
-            subnet_ids=["subnet-a", "subnet-b"],
-            zones=["us-east-1a", "us-east-1b"],
-            app_security_group_ids=APP_SGS,
+            placement=Placement("vpc-0test", ["subnet-a", "subnet-b"], ["us-east-1a", "us-east-1b"], APP_SGS),
             data_key_arn="arn:aws:kms:us-east-1:123456789012:key/data-key",
-            logs_key_arn="arn:aws:kms:us-east-1:123456789012:key/logs-key",
-            log_retention_days=30,
+            logs=LogPolicy(30, "arn:aws:kms:us-east-1:123456789012:key/logs-key"),
             auth_token=KNOWN_TOKEN,
             auth_token_secret_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:auth-AbCdEf",
         ),
@@ -117,7 +114,7 @@ def test_the_slow_log_goes_to_an_encrypted_log_group(prod_plan: Plan) -> None:
         "logType": "slow-log",
     }
     assert log_group.inputs["kmsKeyId"] == prod_plan.outputs["kms_key_arns"]["logs"]
-    assert log_group.inputs["retentionInDays"] == 90
+    assert log_group.inputs["retentionInDays"] == 365
 
 
 def test_the_parameter_group_sets_the_eviction_policy(prod_plan: Plan, direct_plan: Plan) -> None:

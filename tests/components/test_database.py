@@ -11,7 +11,8 @@ import pytest
 from app import contract
 from components.database import Database, DatabaseArgs, parameter_group_family
 from components.iam import Account
-from components.naming import BACKUP_TAG, Naming
+from components.naming import BACKUP_TAG, LogPolicy, Naming
+from components.network import Placement
 from platformctl.plan import Plan, PlannedResource, run_program
 from stack_config.schema import DatabaseConfig
 from tests.support import PROJECT, by_name
@@ -43,13 +44,9 @@ def build_direct(**overrides: Any) -> Plan:
                 config=config,
                 naming=naming,
                 account=Account.lookup("us-east-1"),
-                vpc_id="vpc-0test",
-                subnet_ids=["subnet-a", "subnet-b", "subnet-c"],
-                zones=ZONES,
-                app_security_group_ids=APP_SGS,
+                placement=Placement("vpc-0test", ["subnet-a", "subnet-b", "subnet-c"], ZONES, APP_SGS),
                 data_key_arn=DATA_KEY,
-                logs_key_arn="arn:aws:kms:us-east-1:123456789012:key/logs-key",
-                log_retention_days=30,
+                logs=LogPolicy(30, "arn:aws:kms:us-east-1:123456789012:key/logs-key"),
             ),
         )
 
@@ -190,7 +187,7 @@ def test_postgresql_logs_go_to_an_encrypted_log_group_with_retention(prod_plan: 
     log_group = by_name(prod_plan, "database-postgresql-logs")
     assert log_group.inputs["name"] == "/aws/rds/cluster/platform-prod-aurora/postgresql"
     assert log_group.inputs["kmsKeyId"] == prod_plan.outputs["kms_key_arns"]["logs"]
-    assert log_group.inputs["retentionInDays"] == 90
+    assert log_group.inputs["retentionInDays"] == 365
     # Created before the cluster, so RDS does not create it unencrypted first.
     assert log_group.urn in cluster(prod_plan).dependencies
 
@@ -207,6 +204,14 @@ def test_the_parameter_group_forces_tls_logs_slow_statements_and_loads_pg_stat_s
     assert parameters["work_mem"]["value"] == str(8 * 1024)
     # Aurora sizes memory and connections from the instance itself; the group leaves them alone.
     assert not {"shared_buffers", "max_connections"} & set(parameters)
+
+
+def test_schema_and_role_changes_are_logged_in_the_exported_postgresql_log(prod_plan: Plan) -> None:
+    (group,) = prod_plan.of_type(PARAMETER_GROUP)
+    parameters = {p["name"]: p for p in group.inputs["parameters"]}
+    # ddl: CREATE, ALTER, DROP, GRANT, REVOKE and role changes; a dynamic parameter, applied without a reboot.
+    assert parameters["log_statement"] == {"name": "log_statement", "value": "ddl", "applyMethod": "immediate"}
+    assert cluster(prod_plan).inputs["enabledCloudwatchLogsExports"] == ["postgresql"]
 
 
 def test_the_parameter_group_family_follows_the_engine_major(no_reader_plan: Plan) -> None:

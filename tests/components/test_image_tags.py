@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from components.service import content_image_tag
+from components.ecs.container import content_image_tag
 from platformctl.plan import Plan
 from tests.components.test_image_build import files_docker_sends, images
 from tests.support import REPO, config_for, plan_with
@@ -64,7 +64,7 @@ def test_a_code_change_gives_a_new_tag_and_an_ignored_file_does_not(context_copy
     (context_copy / "README.md").write_text("docs change\n")
     assert tag() == before, "files .dockerignore leaves out must not change the tag"
 
-    worker = context_copy / "app" / "worker.py"
+    worker = context_copy / "app" / "worker" / "consumer.py"
     worker.write_text(worker.read_text() + "\n# a code change\n")
     changed = tag()
     assert changed != before

@@ -9,21 +9,16 @@ from pulumi.runtime import MockCallArgs
 
 from components.load_balancer import CLOUDFRONT_ORIGIN_FACING
 from platformctl.mocks import OfflineMocks
-from platformctl.plan import SECRET_MASK, Plan, run_program
-from tests.components import request_path
-from tests.support import by_name
+from platformctl.plan import SECRET_MASK, Plan
+from tests.support import by_name, layer
 
 PREFIX_LIST_LOOKUP = "aws:ec2/getManagedPrefixList:getManagedPrefixList"
 
 
-def _plan(environment: str = "prod", blue_green: bool = True) -> Plan:
-    cfg = request_path.config(environment)
-    return run_program(lambda: request_path.load_balancer(cfg, blue_green), project="platform", stack="test")
-
-
-@pytest.fixture(scope="module")
-def plan() -> Plan:
-    return _plan()
+@pytest.fixture
+def plan(prod_plan: Plan) -> Plan:
+    """Prod's load balancer (blue/green, the seeds' default for prod), as the program builds it."""
+    return layer(prod_plan, "load-balancer")
 
 
 def lookup_prefix_list(**args: Any) -> dict[str, Any]:
@@ -55,13 +50,13 @@ def test_alb_waits_for_the_bucket_policy_that_lets_elb_write_its_logs(prod_plan:
     assert by_name(prod_plan, "storage-logs-policy").urn in alb.dependencies
 
 
-def test_alb_drops_invalid_headers_logs_and_is_protected_in_prod(plan: Plan) -> None:
+def test_alb_drops_invalid_headers_logs_and_is_protected_in_prod(plan: Plan, staging_plan: Plan) -> None:
     (alb,) = plan.of_type("aws:lb/loadBalancer:LoadBalancer")
     assert alb.inputs["dropInvalidHeaderFields"] is True
-    assert alb.inputs["accessLogs"] == {"bucket": "platform-test-logs", "prefix": "alb", "enabled": True}
+    assert alb.inputs["accessLogs"] == {"bucket": plan.outputs["logs_bucket"], "prefix": "alb", "enabled": True}
     assert alb.inputs["enableDeletionProtection"] is True
     assert alb.inputs["internal"] is False
-    (staging_alb,) = _plan("staging", blue_green=False).of_type("aws:lb/loadBalancer:LoadBalancer")
+    (staging_alb,) = layer(staging_plan, "load-balancer").of_type("aws:lb/loadBalancer:LoadBalancer")
     assert staging_alb.inputs["enableDeletionProtection"] is False
 
 
@@ -96,8 +91,8 @@ def test_target_group_health_check_numbers(plan: Plan) -> None:
         assert (check["interval"], check["timeout"]) == (15, 5)
 
 
-def test_rolling_stacks_get_one_target_group() -> None:
-    plan = _plan("staging", blue_green=False)
+def test_rolling_stacks_get_one_target_group(staging_plan: Plan) -> None:
+    plan = layer(staging_plan, "load-balancer")
     assert len(plan.of_type("aws:lb/targetGroup:TargetGroup")) == 1
     (rule,) = plan.of_type("aws:lb/listenerRule:ListenerRule")
     assert len(rule.inputs["actions"][0]["forward"]["targetGroups"]) == 1

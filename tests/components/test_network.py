@@ -8,7 +8,7 @@ import json
 import pytest
 
 from components.iam import Account
-from components.naming import Naming
+from components.naming import LogPolicy, Naming
 from components.network import Network, NetworkArgs
 from platformctl.plan import Plan, PlannedResource, run_program
 from stack_config.errors import StackConfigError
@@ -62,8 +62,7 @@ def no_nat_plan() -> Plan:
                 availability_zones=["us-east-1c", "us-east-1d"],
                 naming=Naming(PROJECT, "test", "staging"),
                 account=Account.lookup("us-east-1"),
-                log_retention_days=30,
-                logs_key_arn="arn:aws:kms:us-east-1:123456789012:key/logs-key",
+                logs=LogPolicy(30, "arn:aws:kms:us-east-1:123456789012:key/logs-key"),
             ),
         )
 
@@ -137,7 +136,7 @@ def test_flow_logs_go_to_an_encrypted_log_group_with_retention(prod_plan: Plan) 
     assert flow_log.inputs["vpcId"] == vpc.id
     assert flow_log.inputs["trafficType"] == "ALL"
     assert flow_log.inputs["logDestination"] == log_group.outputs["arn"]
-    assert log_group.inputs["retentionInDays"] == 90
+    assert log_group.inputs["retentionInDays"] == 365
     logs_key = by_name(prod_plan, "security-logs-key")
     assert log_group.inputs["kmsKeyId"] == logs_key.outputs["arn"]
     policy = json.loads(by_name(prod_plan, "network-flow-logs-policy").inputs["policy"])

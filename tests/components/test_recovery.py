@@ -70,11 +70,18 @@ def test_the_copy_key_lets_backup_and_rds_encrypt_copies_in_the_copy_region(prod
     # Backup encrypts the copies it fully manages (S3) itself; an Aurora recovery point is an RDS cluster
     # snapshot that RDS copies into the region with the copy vault's key, calling KMS through RDS there.
     copy_key = by_name(prod_plan, "recovery-copy-key")
-    use = {s["Sid"]: s for s in json.loads(copy_key.inputs["policy"])["Statement"]}["AccountUsesThroughBackup"]
-    assert use["Condition"] == {
-        "StringEquals": {"kms:ViaService": ["backup.us-west-2.amazonaws.com", "rds.us-west-2.amazonaws.com"]}
+    statements = {s["Sid"]: s for s in json.loads(copy_key.inputs["policy"])["Statement"]}
+    through = {
+        "kms:ViaService": ["backup.us-west-2.amazonaws.com", "rds.us-west-2.amazonaws.com"],
+        "kms:CallerAccount": "123456789012",
     }
-    assert "kms:CreateGrant" in use["Action"]
+    assert statements["AccountUsesThroughServices"]["Condition"] == {"StringEquals": through}
+    grants = statements["AccountGrantsToServiceResources"]
+    assert grants["Action"] == ["kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"]
+    assert grants["Condition"] == {"StringEquals": through, "Bool": {"kms:GrantIsForAWSResource": "true"}}
+    # The account administers the key (no lockout) but creates grants only through those services.
+    assert "kms:PutKeyPolicy" in statements["AccountAdministers"]["Action"]
+    assert not any(a.startswith("kms:Create") for a in statements["AccountAdministers"]["Action"])
 
 
 def test_selection_takes_every_resource_tagged_for_the_stack(prod_plan: Plan) -> None:
@@ -86,7 +93,9 @@ def test_selection_takes_every_resource_tagged_for_the_stack(prod_plan: Plan) ->
     role = by_name(prod_plan, "recovery-role")
     assert selection.inputs["iamRoleArn"] == role.outputs["arn"]
     trust = json.loads(role.inputs["assumeRolePolicy"])["Statement"][0]
-    assert trust["Principal"] == {"Service": "backup.amazonaws.com"} and trust["Action"] == "sts:AssumeRole"
+    assert trust["Principal"] == {"Service": "backup.amazonaws.com"} and trust["Action"] == ["sts:AssumeRole"]
+    # AWS Backup documents no confused-deputy keys for its role: checked whenever it sends one.
+    assert trust["Condition"] == {"StringEqualsIfExists": {"aws:SourceAccount": "123456789012"}}
     attached = {a.inputs["policyArn"] for a in prod_plan.of_type(ATTACHMENT) if a.inputs["role"] == role.id}
     assert attached == {
         "arn:aws:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForBackup",

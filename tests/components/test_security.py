@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pulumi
 import pytest
 
+from components.iam import Account
+from components.naming import Naming
+from components.security import DATA_DOMAIN, Security, SecurityArgs, key_statements
 from platformctl.mocks import generated_password
-from platformctl.plan import SECRET_MASK, Plan, PlannedResource
+from platformctl.plan import SECRET_MASK, Plan, PlannedResource, run_program
 from tests.support import by_name, config_for, plan_with
 
 KEY = "aws:kms/key:Key"
@@ -25,8 +29,23 @@ def notification_plan() -> Plan:
     )
 
 
-def key_policy(key: PlannedResource) -> list[dict[str, Any]]:
-    return json.loads(key.inputs["policy"])["Statement"]  # type: ignore[no-any-return]
+KEY_POLICY = "aws:kms/keyPolicy:KeyPolicy"
+ACCOUNT = "123456789012"
+ROOT = {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}
+
+
+def key_policy(key: PlannedResource, plan: Plan | None = None) -> list[dict[str, Any]]:
+    """The key's policy: its own, or the KeyPolicy written for it (the data key's, once the edge exists)."""
+    text = key.inputs.get("policy")
+    if text is None and plan is not None:
+        (separate,) = [p for p in plan.of_type(KEY_POLICY) if p.inputs["keyId"] == key.outputs["keyId"]]
+        text = separate.inputs["policy"]
+    assert isinstance(text, str), f"{key.name} has no key policy"
+    return json.loads(text)["Statement"]  # type: ignore[no-any-return]
+
+
+def by_sid(statements: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {statement["Sid"]: statement for statement in statements}
 
 
 def data_key_arn(plan: Plan) -> str:
@@ -48,7 +67,7 @@ def test_key_policies_let_exactly_their_services_use_them(prod_plan: Plan) -> No
     def services(name: str) -> tuple[set[str], set[str]]:
         principals: set[str] = set()
         via: set[str] = set()
-        for statement in key_policy(by_name(prod_plan, f"security-{name}-key")):
+        for statement in key_policy(by_name(prod_plan, f"security-{name}-key"), prod_plan):
             assert all(action != "*" and not action.endswith(":*") for action in statement["Action"])
             principal = statement.get("Principal", {}).get("Service", [])
             principals.update([principal] if isinstance(principal, str) else principal)
@@ -116,7 +135,7 @@ def test_a_stack_outside_us_east_1_gets_an_edge_logs_key_there() -> None:
     assert edge_provider.inputs["region"] == "us-east-1"
     assert edge_key.outputs["arn"].startswith("arn:aws:kms:us-east-1:")
     principals = [s["Principal"] for s in key_policy(edge_key) if "Service" in s.get("Principal", {})]
-    assert principals == [{"Service": ["logs.us-east-1.amazonaws.com"]}]
+    assert principals == [{"Service": "logs.us-east-1.amazonaws.com"}]
     (waf_logs,) = [g for g in plan.of_type("aws:cloudwatch/logGroup:LogGroup") if g.name == "edge-waf-logs"]
     assert waf_logs.inputs["kmsKeyId"] == edge_key.outputs["arn"]
 
@@ -125,3 +144,63 @@ def test_in_us_east_1_the_edge_uses_the_logs_key(prod_plan: Plan) -> None:
     assert [k.name for k in prod_plan.of_type(KEY) if k.name == "security-edge-logs-key"] == []
     (waf_logs,) = [g for g in prod_plan.of_type("aws:cloudwatch/logGroup:LogGroup") if g.name == "edge-waf-logs"]
     assert waf_logs.inputs["kmsKeyId"] == by_name(prod_plan, "security-logs-key").outputs["arn"]
+
+
+def test_the_account_administers_every_key_but_creates_no_grant_or_alias_unconditionally(prod_plan: Plan) -> None:
+    for name in ("data", "logs", "messaging"):
+        statements = by_sid(key_policy(by_name(prod_plan, f"security-{name}-key"), prod_plan))
+        admin = statements["AccountAdministers"]
+        # The lockout safety check: the account can always replace the policy.
+        assert admin["Principal"] == ROOT and "kms:PutKeyPolicy" in admin["Action"] and "Condition" not in admin
+        assert not any(action.startswith("kms:Create") or "*" in action for action in admin["Action"]), name
+        unconditioned = [s for s in statements.values() if s["Principal"] == ROOT and "Condition" not in s]
+        assert unconditioned == [admin], name
+
+
+def test_the_account_uses_the_data_key_only_through_its_services(prod_plan: Plan) -> None:
+    statements = by_sid(key_policy(by_name(prod_plan, "security-data-key"), prod_plan))
+    use = statements["AccountUsesThroughServices"]["Condition"]["StringEquals"]
+    assert use["kms:CallerAccount"] == ACCOUNT
+    grants = statements["AccountGrantsToServiceResources"]
+    assert grants["Action"] == ["kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"]
+    assert grants["Condition"]["Bool"] == {"kms:GrantIsForAWSResource": "true"}
+    assert grants["Condition"]["StringEquals"] == use
+
+
+def test_the_data_key_admits_only_the_stacks_distribution_through_a_separate_policy(prod_plan: Plan) -> None:
+    key = by_name(prod_plan, "security-data-key")
+    # The key writes no policy and ignores the one it has: the KeyPolicy is its one owner.
+    assert "policy" not in key.inputs and "policy" in key.ignore_changes
+    assert by_name(prod_plan, "security-data-key-policy").inputs["keyId"] == key.outputs["keyId"]
+    cloudfront = by_sid(key_policy(key, prod_plan))["DistributionDecrypts"]
+    assert cloudfront["Principal"] == {"Service": "cloudfront.amazonaws.com"}
+    assert cloudfront["Action"] == ["kms:Decrypt"]
+    distribution = by_name(prod_plan, "edge-distribution").outputs["arn"]
+    assert cloudfront["Condition"] == {"StringEquals": {"AWS:SourceArn": distribution}}
+
+
+def test_alarm_and_budget_publishers_use_the_messaging_key_only_for_this_accounts_resources(prod_plan: Plan) -> None:
+    statements = by_sid(key_policy(by_name(prod_plan, "security-messaging-key")))
+    alarms = statements["CloudwatchEncrypts"]["Condition"]
+    assert alarms["StringEquals"] == {"aws:SourceAccount": ACCOUNT}
+    assert alarms["ArnLike"] == {"aws:SourceArn": f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:*"}
+    assert statements["BudgetsEncrypts"]["Condition"]["ArnLike"] == {"aws:SourceArn": f"arn:aws:budgets::{ACCOUNT}:*"}
+    assert all(
+        "aws:SourceAccount" in s["Condition"]["StringEquals"]
+        for s in statements.values()
+        if "Service" in s["Principal"]
+    )
+
+
+def test_the_data_key_admits_one_distribution_and_never_any() -> None:
+    def program() -> None:
+        account = Account(pulumi.Output.from_input(ACCOUNT), pulumi.Output.from_input("aws"), "us-east-1")
+        security = Security("security", SecurityArgs(Naming("shop", "qa", "staging"), account))
+        with pytest.raises(ValueError, match="key data: CloudFront is admitted only with its distribution's ARN"):
+            key_statements(DATA_DOMAIN, account)
+        security.admit_distribution(f"arn:aws:cloudfront::{ACCOUNT}:distribution/E1")
+        with pytest.raises(ValueError, match="the data key already admits a distribution"):
+            security.admit_distribution(f"arn:aws:cloudfront::{ACCOUNT}:distribution/E2")
+
+    plan = run_program(program, project="platform", stack="test")
+    assert [p.name for p in plan.of_type(KEY_POLICY)] == ["security-data-key-policy"]

@@ -1,4 +1,5 @@
-"""Fargate services: task definitions, IAM, networking, deployments and autoscaling."""
+"""Fargate services as the program builds them (`components/app_services.py` on `components/ecs/`): task
+definitions, IAM, networking, deployments and autoscaling."""
 
 from __future__ import annotations
 
@@ -7,23 +8,19 @@ from typing import Any
 
 import pytest
 
-from platformctl.plan import Plan, PlannedResource, run_program
-from tests.components import request_path
+from app import contract
+from platformctl.plan import Plan, PlannedResource
+from tests.support import config_for, plan_with
 
 
-def _plan(environment: str) -> Plan:
-    cfg = request_path.config(environment)
-    return run_program(lambda: request_path.services(cfg), project="platform", stack="test")
+@pytest.fixture
+def prod(prod_plan: Plan) -> Plan:
+    return prod_plan
 
 
-@pytest.fixture(scope="module")
-def prod() -> Plan:
-    return _plan("prod")
-
-
-@pytest.fixture(scope="module")
-def staging() -> Plan:
-    return _plan("staging")
+@pytest.fixture
+def staging(staging_plan: Plan) -> Plan:
+    return staging_plan
 
 
 def resource(plan: Plan, name: str) -> PlannedResource:
@@ -44,7 +41,9 @@ def test_containers_are_non_root_read_only_and_take_secrets_by_arn(prod: Plan, s
         assert container["logConfiguration"]["logDriver"] == "awslogs"
         assert {"sourceVolume": "tmp", "containerPath": "/tmp", "readOnly": False} in container["mountPoints"]
         for variable in container.get("environment", []):
-            assert "SECRET" not in variable["name"] and "TOKEN" not in variable["name"]
+            # A secret's ARN (where the app reads it at run time) is not its value.
+            if not variable["value"].startswith("arn:"):
+                assert "SECRET" not in variable["name"] and "TOKEN" not in variable["name"]
     app = containers(prod, service)[service]
     assert app["healthCheck"]["startPeriod"] == 60
     assert app["stopTimeout"] >= 30
@@ -56,7 +55,11 @@ def test_containers_are_non_root_read_only_and_take_secrets_by_arn(prod: Plan, s
 
 def test_api_secret_comes_from_secrets_manager(prod: Plan) -> None:
     app = containers(prod, "api")["api"]
-    assert app["secrets"] == [{"name": "REDIS_AUTH_TOKEN", "valueFrom": request_path.SECRET_ARN}]
+    secret_arns = prod.outputs["secret_arns"]
+    assert app["secrets"] == [{"name": contract.REDIS_AUTH_TOKEN, "valueFrom": secret_arns["cache-auth-token"]}]
+    # The admin token rotates: the API reads its current value by ARN, never a copy taken at the task's start.
+    environment = {variable["name"]: variable["value"] for variable in app["environment"]}
+    assert environment[contract.ADMIN_TOKEN_SECRET_ID] == secret_arns["admin-token"]
     assert app["portMappings"] == [{"containerPort": 8080, "protocol": "tcp"}]
 
 
@@ -68,7 +71,10 @@ def test_services_run_private_without_public_ips_with_circuit_breaker(prod: Plan
         assert inputs["enableExecuteCommand"] is False  # prod's default; tests/components/test_service_deployability.py
         assert inputs["availabilityZoneRebalancing"] == "ENABLED"
     api = resource(prod, "api-service").inputs
-    assert api["alarms"] == {"alarmNames": ["platform-test-alb-5xx"], "enable": True, "rollback": True}
+    # The load balancer's own alarms: the site failing during a deployment rolls it back.
+    rollback = ["platform-prod-alb-5xx", "platform-prod-target-5xx"]
+    assert api["alarms"] == {"alarmNames": rollback, "enable": True, "rollback": True}
+    assert "alarms" not in resource(prod, "worker-service").inputs
 
 
 def test_blue_green_only_in_prod(prod: Plan, staging: Plan) -> None:
@@ -108,8 +114,10 @@ def test_api_scales_on_cpu_memory_and_requests_with_asymmetric_cooldowns(prod: P
     assert metrics["requests_per_task"]["expression"] == "(FILL(requests_0, 0) + FILL(requests_1, 0)) / tasks"
     for group in ("requests_0", "requests_1"):
         dimensions = {d["name"]: d["value"] for d in metrics[group]["metricStat"]["metric"]["dimensions"]}
-        assert dimensions["LoadBalancer"].startswith("app/lb-alb/")
-        assert dimensions["TargetGroup"].startswith(("targetgroup/lb-api/", "targetgroup/lb-api-green/"))
+        assert dimensions["LoadBalancer"].startswith("app/load-balancer-alb/")
+        assert dimensions["TargetGroup"].startswith(
+            ("targetgroup/load-balancer-api/", "targetgroup/load-balancer-api-green/")
+        )
     assert all((v["scaleOutCooldown"], v["scaleInCooldown"]) == (60, 300) for v in api.values())
     (target,) = [t for t in prod.of_type("aws:appautoscaling/target:Target") if t.name == "api-scaling"]
     assert (target.inputs["minCapacity"], target.inputs["maxCapacity"]) == (6, 50)
@@ -139,29 +147,36 @@ def test_iam_is_scoped_to_this_stacks_arns(prod: Plan, service: str) -> None:
         else:
             assert all(":123456789012:" in arn for arn in statement["Resource"])
     task = {s["Sid"]: s for s in statements(prod, f"{service}-task-policy")}
+    receive = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"}
+    orders = prod.outputs["queue_urls"]["orders"].rsplit("/", 1)[-1]
     if service == "api":
-        assert task["SendOrders"]["Action"] == ["sqs:SendMessage"]
+        # The API only publishes: the queue grants it sending, never receiving.
+        assert task["PublishOrders"]["Action"] == ["sqs:SendMessage", "sqs:GetQueueAttributes"]
+        assert not receive & {action for statement in task.values() for action in statement["Action"]}
     else:
-        assert set(task["ConsumeOrders"]["Action"]) == {
-            "sqs:ReceiveMessage",
-            "sqs:DeleteMessage",
-            "sqs:ChangeMessageVisibility",
-        }
+        assert receive <= set(task["ConsumeOrders"]["Action"])
+        assert task["ConsumeOrders"]["Resource"][0].endswith(f":{orders}")
+        assert task["RedriveDeadLetters"]["Resource"][0].endswith(f":{orders}-dlq")
 
 
 def test_security_group_chain_has_no_open_ingress(prod: Plan) -> None:
+    alb_sg = resource(prod, "load-balancer-sg")
+    api_sg = resource(prod, "app-api")
+    chain = {alb_sg.id, api_sg.id, resource(prod, "app-worker").id}
     ingress = prod.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
-    assert all("cidrIpv4" not in r.inputs and "cidrIpv6" not in r.inputs for r in ingress)
+    into_chain = [r for r in ingress if r.inputs["securityGroupId"] in chain]
+    assert into_chain and all("cidrIpv4" not in r.inputs and "cidrIpv6" not in r.inputs for r in into_chain)
     from_alb = resource(prod, "api-from-alb").inputs
-    alb_sg = resource(prod, "lb-sg")
-    api_sg = resource(prod, "app-sg-api")
     assert (from_alb["referencedSecurityGroupId"], from_alb["securityGroupId"], from_alb["fromPort"]) == (
         alb_sg.id,
         api_sg.id,
         8080,
     )
     egress = {r.name: r.inputs for r in prod.of_type("aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule")}
-    assert egress["api-to-database"]["referencedSecurityGroupId"] == request_path.DB_SG
+    # Through the proxy: its security group, not the cluster's (which only the migrating init container reaches).
+    assert egress["api-to-database"]["referencedSecurityGroupId"] == resource(prod, "database-proxy-sg").id
+    assert egress["api-to-aurora-writer"]["referencedSecurityGroupId"] == resource(prod, "database-sg").id
+    assert "worker-to-aurora-writer" not in egress
     assert egress["worker-to-cache"]["fromPort"] == 6379
 
 
@@ -177,12 +192,66 @@ def test_images_come_from_immutable_scanned_repositories(prod: Plan) -> None:
 
 
 def test_a_prebuilt_image_skips_the_build() -> None:
-    cfg = request_path.config(
-        "staging", services={"worker": {"image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/w@sha256:abc"}}
-    )
-    plan = run_program(lambda: request_path.services(cfg), project="platform", stack="test")
+    image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/w@sha256:abc"
+    plan = plan_with(config_for("staging", services={"worker": {"image": image}}))
     assert [r.name for r in plan.resources if r.type == "awsx:ecr:Image"] == ["api-image"]
     assert containers(plan, "worker")["worker"]["image"].endswith("/w@sha256:abc")
+
+
+def exec_key_policy(plan: Plan) -> dict[str, dict[str, Any]]:
+    return {s["Sid"]: s for s in statements(plan, "compute-exec-key-policy")}
+
+
+@pytest.mark.parametrize("stack", ["prod", "staging"])
+def test_exec_sessions_are_encrypted_with_a_key_of_their_own(stack: str, request: pytest.FixtureRequest) -> None:
+    plan: Plan = request.getfixturevalue(stack)
+    (cluster,) = plan.of_type("aws:ecs/cluster:Cluster")
+    key = resource(plan, "compute-exec-key")
+    assert cluster.inputs["configuration"]["executeCommandConfiguration"]["kmsKeyId"] == key.outputs["arn"]
+    assert key.inputs["enableKeyRotation"] is True
+    # Dedicated: nothing else names the exec key as its encryption key.
+    for other in plan.resources:
+        if other.urn != cluster.urn:
+            assert key.outputs["arn"] not in (other.inputs.get("kmsKeyId"), other.inputs.get("kmsMasterKeyId"))
+
+
+def test_the_exec_key_admits_the_operator_and_exactly_the_tasks_with_exec_on(staging: Plan, prod: Plan) -> None:
+    operator = resource(staging, "compute-exec-operator").outputs["arn"]
+    staging_statements = exec_key_policy(staging)
+    assert staging_statements["OperatorOpensSessions"]["Principal"] == {"AWS": operator}
+    assert staging_statements["OperatorOpensSessions"]["Action"] == ["kms:GenerateDataKey"]
+    # Staging turns ECS Exec on for both services, prod for neither: only those task roles may decrypt.
+    task_roles = [resource(staging, f"{service}-task-role").outputs["arn"] for service in ("api", "worker")]
+    assert staging_statements["TasksDecryptSessions"]["Principal"] == {"AWS": task_roles}
+    assert staging_statements["TasksDecryptSessions"]["Action"] == ["kms:Decrypt"]
+    assert set(exec_key_policy(prod)) == {"AccountAdministers", "OperatorOpensSessions"}
+
+
+@pytest.mark.parametrize(("stack", "granted"), [("staging", True), ("prod", False)])
+def test_a_task_may_decrypt_exec_sessions_only_with_ecs_exec_on(
+    stack: str, granted: bool, request: pytest.FixtureRequest
+) -> None:
+    plan: Plan = request.getfixturevalue(stack)
+    key_arn = resource(plan, "compute-exec-key").outputs["arn"]
+    decrypt = {"Sid": "EcsExecDecryptsSessions", "Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": [key_arn]}
+    for service in ("api", "worker"):
+        decrypts = [s for s in statements(plan, f"{service}-task-policy") if key_arn in s["Resource"]]
+        assert decrypts == ([decrypt] if granted else []), service
+
+
+def test_the_exec_operator_needs_mfa_and_reaches_only_this_clusters_tasks(prod: Plan) -> None:
+    role = resource(prod, "compute-exec-operator")
+    (trust,) = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
+    assert trust["Principal"] == {"AWS": "arn:aws:iam::123456789012:root"}
+    assert trust["Condition"] == {"Bool": {"aws:MultiFactorAuthPresent": "true"}}
+    (cluster,) = prod.of_type("aws:ecs/cluster:Cluster")
+    tasks = "arn:aws:ecs:us-east-1:123456789012:task/platform-prod-cluster/*"
+    granted = {s["Sid"]: (s["Action"], s["Resource"]) for s in statements(prod, "compute-exec-operator-policy")}
+    assert granted == {
+        "ExecIntoClusterTasks": (["ecs:ExecuteCommand"], [cluster.outputs["arn"], tasks]),
+        "FindClusterTasks": (["ecs:DescribeTasks"], [tasks]),
+        "GenerateSessionKey": (["kms:GenerateDataKey"], [resource(prod, "compute-exec-key").outputs["arn"]]),
+    }
 
 
 def test_cluster_has_container_insights_and_records_exec_sessions(prod: Plan) -> None:
@@ -192,4 +261,9 @@ def test_cluster_has_container_insights_and_records_exec_sessions(prod: Plan) ->
     log_group = resource(prod, "compute-exec-logs")
     assert exec_logging["logConfiguration"]["cloudWatchLogGroupName"] == log_group.inputs["name"]
     assert exec_logging["logConfiguration"]["cloudWatchEncryptionEnabled"] is True
-    assert log_group.inputs["kmsKeyId"] and log_group.inputs["retentionInDays"] == 30
+    # The stack's log policy, as every service log group keeps it.
+    policy = resource(prod, "observability-api-logs").inputs
+    assert (log_group.inputs["kmsKeyId"], log_group.inputs["retentionInDays"]) == (
+        policy["kmsKeyId"],
+        policy["retentionInDays"],
+    )

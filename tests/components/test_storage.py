@@ -34,7 +34,7 @@ def storage_in(region: str) -> Plan:
     def program() -> None:
         naming = Naming("shop", "qa", "staging")
         account = Account(pulumi.Output.from_input("123456789012"), pulumi.Output.from_input("aws"), region)
-        Storage(
+        storage = Storage(
             "storage",
             StorageArgs(
                 naming=naming,
@@ -42,9 +42,9 @@ def storage_in(region: str) -> Plan:
                 data_key_arn=f"arn:aws:kms:{region}:123456789012:key/data",
                 access_log_retention_days=30,
                 noncurrent_version_retention_days=7,
-                cdn_distribution_arn=DISTRIBUTION_ARN,
             ),
         )
+        storage.admit_distribution(DISTRIBUTION_ARN)
 
     return run_program(program, project="platform", stack="test")
 
@@ -73,12 +73,47 @@ def test_public_access_is_blocked_on_all_four_settings(prod_plan: Plan) -> None:
         assert [block.inputs[key] for key in settings] == [True, True, True, True]
 
 
-def test_ownership_disables_acls_except_where_cloudfront_logging_needs_them(prod_plan: Plan) -> None:
-    ownership = {label: by_name(prod_plan, f"storage-{label}-ownership").inputs["rule"] for label in BUCKETS}
-    assert ownership == {
-        "assets": {"objectOwnership": "BucketOwnerEnforced"},
-        "logs": {"objectOwnership": "BucketOwnerPreferred"},
+def test_both_buckets_disable_acls(prod_plan: Plan) -> None:
+    # Every log writer is admitted by the logs bucket's policy: no ACL grant remains anywhere.
+    for label in BUCKETS:
+        ownership = by_name(prod_plan, f"storage-{label}-ownership").inputs["rule"]
+        assert ownership == {"objectOwnership": "BucketOwnerEnforced"}, label
+    assert not prod_plan.of_type("aws:s3/bucketAcl:BucketAcl")
+
+
+def test_assets_requests_are_logged_to_the_logs_bucket_under_their_own_prefix(prod_plan: Plan) -> None:
+    (logging,) = prod_plan.of_type("aws:s3/bucketLogging:BucketLogging")
+    assert logging.inputs["bucket"] == by_name(prod_plan, "storage-assets").outputs["bucket"]
+    assert logging.inputs["targetBucket"] == by_name(prod_plan, "storage-logs").outputs["bucket"]
+    assert logging.inputs["targetPrefix"] == "s3-access/assets/"
+    # S3 checks the target's grant when logging is configured: the grant comes first.
+    assert by_name(prod_plan, "storage-logs-policy").urn in logging.dependencies
+
+
+def test_s3_log_delivery_may_write_only_the_assets_logs_of_this_account(prod_plan: Plan) -> None:
+    logs_arn = by_name(prod_plan, "storage-logs").outputs["arn"]
+    grant = statements(by_name(prod_plan, "storage-logs-policy"))["S3ServerAccessLogsDelivered"]
+    assert grant["Principal"] == {"Service": "logging.s3.amazonaws.com"}
+    assert grant["Action"] == ["s3:PutObject"]
+    assert grant["Resource"] == [f"{logs_arn}/s3-access/assets/*"]
+    assert grant["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": "123456789012"},
+        "ArnLike": {"aws:SourceArn": by_name(prod_plan, "storage-assets").outputs["arn"]},
     }
+
+
+def test_cloudwatch_delivers_cloudfront_logs_under_their_prefix_from_us_east_1_only(direct_plan: Plan) -> None:
+    # The stack in eu-west-1: CloudFront's delivery source is still in us-east-1.
+    logs_arn = by_name(direct_plan, "storage-logs").outputs["arn"]
+    grants = statements(by_name(direct_plan, "storage-logs-policy"))
+    write, check = grants["CloudFrontLogsDelivered"], grants["CloudFrontLogsDeliveryChecksBucket"]
+    for grant in (write, check):
+        assert grant["Principal"] == {"Service": "delivery.logs.amazonaws.com"}
+        assert grant["Condition"]["ArnLike"] == {"aws:SourceArn": "arn:aws:logs:us-east-1:123456789012:*"}
+        assert grant["Condition"]["StringEquals"]["aws:SourceAccount"] == "123456789012"
+    assert write["Action"] == ["s3:PutObject"] and write["Resource"] == [f"{logs_arn}/cloudfront/*"]
+    assert write["Condition"]["StringEquals"]["s3:x-amz-acl"] == "bucket-owner-full-control"
+    assert check["Resource"] == [logs_arn]
 
 
 def test_both_buckets_are_versioned(prod_plan: Plan) -> None:
@@ -143,12 +178,13 @@ def test_the_regions_given_elbs_account_are_those_the_lookup_answers_for() -> No
         OfflineMocks().call(MockCallArgs(lookup, {"region": "il-central-1"}, ""))
 
 
-def test_cloudfront_reads_assets_through_origin_access_control(prod_plan: Plan, direct_plan: Plan) -> None:
+def test_cloudfront_reads_assets_only_as_the_stacks_distribution(prod_plan: Plan, direct_plan: Plan) -> None:
     arn = by_name(prod_plan, "storage-assets").outputs["arn"]
     read = statements(by_name(prod_plan, "storage-assets-policy"))["CloudFrontReadsThroughOriginAccessControl"]
     assert read["Principal"] == {"Service": "cloudfront.amazonaws.com"}
     assert read["Action"] == ["s3:GetObject"] and read["Resource"] == [f"{arn}/*"]
-    assert read["Condition"]["ArnLike"] == {"AWS:SourceArn": "arn:aws:cloudfront::123456789012:distribution/*"}
+    distribution = by_name(prod_plan, "edge-distribution").outputs["arn"]
+    assert read["Condition"] == {"StringEquals": {"AWS:SourceArn": distribution}}
     pinned = statements(by_name(direct_plan, "storage-assets-policy"))["CloudFrontReadsThroughOriginAccessControl"]
     assert pinned["Condition"] == {"StringEquals": {"AWS:SourceArn": DISTRIBUTION_ARN}}
 

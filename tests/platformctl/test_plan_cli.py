@@ -32,6 +32,7 @@ RESOURCE_KEYS = {
     "propertyDependencies",
     "aliases",
     "replaceOnChanges",
+    "ignoreChanges",
 }
 runner = CliRunner()
 
@@ -42,7 +43,7 @@ def project_copy(tmp_path: Path, stack_file_text: str, stack: str = "dev") -> Pa
     project.mkdir()
     for name in ("__main__.py", "Pulumi.yaml"):
         shutil.copy(REPO / name, project / name)
-    for package in ("components", "stack_config", "app"):
+    for package in ("components", "stack_config", "app", "rotation"):
         (project / package).symlink_to(REPO / package)
     (project / f"Pulumi.{stack}.yaml").write_text(stack_file_text)
     return project

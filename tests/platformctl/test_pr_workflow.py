@@ -39,7 +39,7 @@ def fixture_repo(tmp_path: Path) -> Path:
     git(repo, "init", "--quiet", "--initial-branch=main")
     for name in ("__main__.py", "Pulumi.yaml", "Pulumi.staging.yaml"):
         shutil.copy(REPO / name, repo / name)
-    for package in ("components", "stack_config", "app", "policy"):
+    for package in ("components", "stack_config", "app", "policy", "rotation"):
         (repo / package).symlink_to(REPO / package)
     git(repo, "add", ".")
     git(repo, "commit", "--quiet", "-m", "base")

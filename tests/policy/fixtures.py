@@ -25,6 +25,7 @@ TAGS = {
 ORIGIN_HEADER = "X-Origin-Verify"
 EXEC_AGENT_PATHS = ("/managed-agents", "/var/lib/amazon/ssm", "/var/log/amazon/ssm")
 CLOUDFRONT_PREFIX_LIST = "pl-3b927c52"
+ACCOUNT = "123456789012"
 
 
 def deny_insecure_transport(resource: pulumi.Input[str], action: str) -> pulumi.Output[str]:
@@ -119,12 +120,13 @@ def architecture(secure: bool) -> None:
         aws.ec2.RouteTableAssociation(f"{subnet._name}-rta", subnet_id=subnet.id, route_table_id=isolated_rt.id, opts=o)
 
     # --- keys, logs, secrets -----------------------------------------------------------------------
-    key = aws.kms.Key("data-key", enable_key_rotation=secure, opts=o)
+    key = aws.kms.Key("data-key", enable_key_rotation=secure, policy=_key_policy(secure), opts=o)
     logs = aws.cloudwatch.LogGroup(
         "app-logs", retention_in_days=90 if secure else None, kms_key_id=key.arn if secure else None, opts=o
     )
     if secure:
-        flow_role = aws.iam.Role("flow-logs-role", assume_role_policy=_trust("vpc-flow-logs.amazonaws.com"), opts=o)
+        flow_trust = _trust("vpc-flow-logs.amazonaws.com", secure)
+        flow_role = aws.iam.Role("flow-logs-role", assume_role_policy=flow_trust, opts=o)
         aws.ec2.FlowLog(
             "flow-log",
             vpc_id=vpc.id,
@@ -143,6 +145,19 @@ def architecture(secure: bool) -> None:
             rotation_rules=aws.secretsmanager.SecretRotationRotationRulesArgs(automatically_after_days=30),
             opts=o,
         )
+    aws.lambda_.Function(
+        "rotate",
+        runtime="python3.12" if secure else "python3.8",
+        handler="rotation.admin_token.handler",
+        role="arn:aws:iam::123456789012:role/rotate",
+        code=pulumi.AssetArchive({}),
+        tracing_config=aws.lambda_.FunctionTracingConfigArgs(mode="Active" if secure else "PassThrough"),
+        logging_config=aws.lambda_.FunctionLoggingConfigArgs(log_format="JSON", log_group=logs.name)
+        if secure
+        else None,
+        reserved_concurrent_executions=1 if secure else None,
+        opts=o,
+    )
 
     # --- storage -------------------------------------------------------------------------------------
     bucket = aws.s3.Bucket("assets", opts=o)
@@ -186,6 +201,16 @@ def architecture(secure: bool) -> None:
         else allow_everyone(bucket_objects, "s3:GetObject"),
         opts=o,
     )
+    aws.s3.BucketOwnershipControls(
+        "assets-ownership",
+        bucket=bucket.id,
+        rule=aws.s3.BucketOwnershipControlsRuleArgs(
+            object_ownership="BucketOwnerEnforced" if secure else "BucketOwnerPreferred"
+        ),
+        opts=o,
+    )
+    if secure:
+        access_log_bucket(bucket, o)
 
     # --- edge ------------------------------------------------------------------------------------------
     visibility = aws.wafv2.WebAclVisibilityConfigArgs(
@@ -378,21 +403,31 @@ def architecture(secure: bool) -> None:
         else aws.cloudfront.DistributionViewerCertificateArgs(
             cloudfront_default_certificate=True, minimum_protocol_version="TLSv1"
         ),
-        logging_config=aws.cloudfront.DistributionLoggingConfigArgs(bucket=bucket.bucket_domain_name)
+        # Legacy logging (through an ACL grant) in the insecure program; the secure one delivers through CloudWatch.
+        logging_config=None
         if secure
-        else None,
+        else aws.cloudfront.DistributionLoggingConfigArgs(bucket=bucket.bucket_domain_name),
         web_acl_id=acl.arn if secure else None,
         opts=o,
     )
-    del distribution
+    if secure:
+        cloudfront_log_delivery(distribution, bucket, o)
 
     # --- compute -------------------------------------------------------------------------------------
+    exec_key = aws.kms.Key("exec-key", enable_key_rotation=True, policy=_key_policy(True), opts=o) if secure else None
     cluster = aws.ecs.Cluster(
         "ecs",
         settings=[aws.ecs.ClusterSettingArgs(name="containerInsights", value="enhanced" if secure else "disabled")],
+        configuration=aws.ecs.ClusterConfigurationArgs(
+            execute_command_configuration=aws.ecs.ClusterConfigurationExecuteCommandConfigurationArgs(
+                kms_key_id=exec_key.arn, logging="DEFAULT"
+            )
+        )
+        if exec_key
+        else None,
         opts=o,
     )
-    task_role = aws.iam.Role("task-role", assume_role_policy=_trust("ecs-tasks.amazonaws.com"), opts=o)
+    task_role = aws.iam.Role("task-role", assume_role_policy=_trust("ecs-tasks.amazonaws.com", secure), opts=o)
     aws.iam.RolePolicy(
         "task-policy",
         role=task_role.id,
@@ -497,7 +532,10 @@ def architecture(secure: bool) -> None:
     parameters = aws.rds.ClusterParameterGroup(
         "db-parameters",
         family="aurora-postgresql16",
-        parameters=[aws.rds.ClusterParameterGroupParameterArgs(name="rds.force_ssl", value="1" if secure else "0")],
+        parameters=[
+            aws.rds.ClusterParameterGroupParameterArgs(name="rds.force_ssl", value="1" if secure else "0"),
+            aws.rds.ClusterParameterGroupParameterArgs(name="log_statement", value="ddl" if secure else "none"),
+        ],
         opts=o,
     )
     db = aws.rds.Cluster(
@@ -524,7 +562,7 @@ def architecture(secure: bool) -> None:
     aws.rds.Proxy(
         "db-proxy",
         engine_family="POSTGRESQL",
-        role_arn=aws.iam.Role("db-proxy-role", assume_role_policy=_trust("rds.amazonaws.com"), opts=o).arn,
+        role_arn=aws.iam.Role("db-proxy-role", assume_role_policy=_trust("rds.amazonaws.com", secure), opts=o).arn,
         vpc_subnet_ids=[s.id for s in tiers["isolated"]],
         require_tls=True,
         default_auth_scheme="IAM_AUTH" if secure else None,
@@ -625,7 +663,7 @@ def architecture(secure: bool) -> None:
         opts=o,
     )
     if secure:
-        backup_role = aws.iam.Role("backup-role", assume_role_policy=_trust("backup.amazonaws.com"), opts=o)
+        backup_role = aws.iam.Role("backup-role", assume_role_policy=_trust("backup.amazonaws.com", secure), opts=o)
         aws.backup.Selection(
             "stateful",
             plan_id=plan.id,
@@ -676,10 +714,154 @@ def architecture(secure: bool) -> None:
         )
 
 
-def _trust(service: str) -> str:
+def _trust(service: str, secure: bool) -> str:
+    statement: dict[str, object] = {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+    if secure:
+        statement["Condition"] = {
+            "StringEquals": {"aws:SourceAccount": ACCOUNT},
+            "ArnLike": {"aws:SourceArn": f"arn:aws:{service.partition('.')[0]}:us-east-1:{ACCOUNT}:*"},
+        }
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+
+
+def _key_policy(secure: bool) -> str:
+    """Secure: the account administers (no kms:Create*), uses the key only through a service, CloudFront only as
+    one distribution. Insecure: `kms:*` to the whole account, CloudFront as any distribution of it."""
+    root = {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}
+    cloudfront = {"Service": "cloudfront.amazonaws.com"}
+    if not secure:
+        return json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Sid": "Root", "Effect": "Allow", "Principal": root, "Action": "kms:*", "Resource": "*"},
+                    {
+                        "Sid": "AnyDistribution",
+                        "Effect": "Allow",
+                        "Principal": cloudfront,
+                        "Action": "kms:Decrypt",
+                        "Resource": "*",
+                        "Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT}},
+                    },
+                ],
+            }
+        )
+    via = {"kms:ViaService": "rds.us-east-1.amazonaws.com", "kms:CallerAccount": ACCOUNT}
     return json.dumps(
         {
             "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
+            "Statement": [
+                {"Sid": "Admin", "Effect": "Allow", "Principal": root, "Action": ["kms:Put*"], "Resource": "*"},
+                {
+                    "Sid": "Use",
+                    "Effect": "Allow",
+                    "Principal": root,
+                    "Action": ["kms:Decrypt", "kms:CreateGrant"],
+                    "Resource": "*",
+                    "Condition": {"StringEquals": via, "Bool": {"kms:GrantIsForAWSResource": "true"}},
+                },
+                {
+                    "Sid": "OneDistribution",
+                    "Effect": "Allow",
+                    "Principal": cloudfront,
+                    "Action": "kms:Decrypt",
+                    "Resource": "*",
+                    "Condition": {"StringEquals": {"AWS:SourceArn": f"arn:aws:cloudfront::{ACCOUNT}:distribution/E1"}},
+                },
+            ],
         }
+    )
+
+
+def access_log_bucket(source: aws.s3.Bucket, o: pulumi.ResourceOptions) -> None:
+    """A hardened log bucket taking `source`'s server access logs, admitted by its policy alone."""
+    logs = aws.s3.Bucket("logs", opts=o)
+    aws.s3.BucketPublicAccessBlock(
+        "logs-pab",
+        bucket=logs.id,
+        block_public_acls=True,
+        block_public_policy=True,
+        ignore_public_acls=True,
+        restrict_public_buckets=True,
+        opts=o,
+    )
+    aws.s3.BucketServerSideEncryptionConfiguration(
+        "logs-sse",
+        bucket=logs.id,
+        rules=[
+            aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+                apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+                    sse_algorithm="AES256"
+                )
+            )
+        ],
+        opts=o,
+    )
+    aws.s3.BucketVersioning(
+        "logs-versioning",
+        bucket=logs.id,
+        versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
+        opts=o,
+    )
+    aws.s3.BucketPolicy(
+        "logs-policy",
+        bucket=logs.id,
+        policy=pulumi.Output.json_dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Sid": "DenyInsecureTransport",
+                        "Effect": "Deny",
+                        "Principal": "*",
+                        "Action": "s3:*",
+                        "Resource": pulumi.Output.concat(logs.arn, "/*"),
+                        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                    },
+                    s3_access_log_grant(logs, source),
+                ],
+            }
+        ),
+        opts=o,
+    )
+    aws.s3.BucketLogging(
+        "assets-access-logging", bucket=source.id, target_bucket=logs.id, target_prefix="s3-access/assets/", opts=o
+    )
+
+
+def s3_access_log_grant(
+    logs: aws.s3.Bucket, source: aws.s3.Bucket, scoped_by: tuple[str, ...] = ("SourceAccount", "SourceArn")
+) -> dict[str, object]:
+    """The log bucket's statement admitting S3 server access logging of `source`, scoped by the conditions named."""
+    conditions = {
+        "StringEquals": {"aws:SourceAccount": "123456789012"} if "SourceAccount" in scoped_by else {},
+        "ArnLike": {"aws:SourceArn": source.arn} if "SourceArn" in scoped_by else {},
+    }
+    return {
+        "Sid": "S3ServerAccessLogs",
+        "Effect": "Allow",
+        "Principal": {"Service": "logging.s3.amazonaws.com"},
+        "Action": "s3:PutObject",
+        "Resource": pulumi.Output.concat(logs.arn, "/s3-access/*"),
+        "Condition": {operator: keys for operator, keys in conditions.items() if keys},
+    }
+
+
+def cloudfront_log_delivery(
+    distribution: aws.cloudfront.Distribution, bucket: aws.s3.Bucket, o: pulumi.ResourceOptions
+) -> None:
+    """CloudFront standard logging v2: a delivery source of the distribution's access logs, delivered to S3."""
+    source = aws.cloudwatch.LogDeliverySource(
+        "cdn-access-logs", name="cdn-access", resource_arn=distribution.arn, log_type="ACCESS_LOGS", opts=o
+    )
+    destination = aws.cloudwatch.LogDeliveryDestination(
+        "cdn-access-logs-s3",
+        name="cdn-access-s3",
+        delivery_destination_configuration=aws.cloudwatch.LogDeliveryDestinationDeliveryDestinationConfigurationArgs(
+            destination_resource_arn=bucket.arn
+        ),
+        opts=o,
+    )
+    aws.cloudwatch.LogDelivery(
+        "cdn-access-delivery", delivery_source_name=source.name, delivery_destination_arn=destination.arn, opts=o
     )

@@ -7,10 +7,12 @@ import re
 from pathlib import Path
 
 import pytest
+from pulumi_policy import Severity
 from pulumi_policy.proxy import UNKNOWN_BOOLEAN_VALUE, UNKNOWN_STRING_VALUE
 from rules import all_rules
+from rules.common import AREAS, Rule
 
-from platformctl.plan import Plan, PlannedResource, run_plan, run_program
+from platformctl.plan import SECRET_MASK, Plan, PlannedResource, run_plan, run_program
 from platformctl.policy import PolicyError, PolicyPackProcess, check_plan, resolve_config
 from tests.policy.conftest import stack_config_file
 from tests.policy.fixtures import architecture
@@ -75,6 +77,39 @@ def test_a_stack_rule_checks_the_rest_and_reports_each_unknown(pack: PolicyPackP
         notice.enforcement_level == "advisory"
         and "unknown-pab (BucketPublicAccessBlock).ignorePublicAcls" in notice.message
     )
+
+
+def test_a_secret_the_plan_masks_is_reported_as_masked(pack: PolicyPackProcess) -> None:
+    """The pack keeps its own copy of the plan's mask (it cannot import platformctl); a copy that drifts
+    would report a masked document as JSON not known yet."""
+    task = resource("aws:ecs/taskDefinition:TaskDefinition", "api-task", {"containerDefinitions": SECRET_MASK})
+    report = check_plan(hand_plan(task), pack=pack)
+    notices = [v.message for v in report.violations if v.rule == "ecs-container-logging"]
+    assert len(notices) == 1
+    assert "api-task (TaskDefinition).containerDefinitions (a secret the offline plan masks)" in notices[0]
+
+
+def test_the_pack_serves_its_rules_grouped_by_area_in_the_one_order(pack: PolicyPackProcess) -> None:
+    """`platformctl policy --rules-markdown` keeps the pack's order, so the README reads area by area."""
+    served = [rule.area for rule in pack.rules()]
+    assert served == sorted(served, key=AREAS.index)
+    assert set(served) == set(AREAS)
+
+
+def test_a_rule_declared_without_a_check_is_refused_by_name() -> None:
+    declared = Rule(
+        name="half-declared",
+        area="network",
+        kind="security",
+        severity=Severity.LOW,
+        summary="No check.",
+        seed="none",
+        checks="",
+        remediation="Declare it on its check.",
+    )
+    with pytest.raises(TypeError, match="rule half-declared has no check"):
+        declared.policy()
+    assert declared(lambda resource, config, report: None).policy().name == "half-declared"
 
 
 def test_settings_are_tied_to_buckets_by_property_dependencies_not_ids(pack: PolicyPackProcess) -> None:

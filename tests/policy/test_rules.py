@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import pytest
 from rules import all_rules  # the pack's own modules (policy/ is on the path, see conftest)
-from rules.common import Rule
+from rules.common import AREAS, Rule
 
 from platformctl.policy import PolicyPackProcess, PolicyReport
 
 RULES: list[Rule] = all_rules()
 NAMES = [rule.name for rule in RULES]
-AREAS = {"encryption", "transit", "network", "edge", "identity", "availability", "recovery", "messaging"}
-AREAS |= {"observability", "governance"}
 
 
 def violated(report: PolicyReport, rule: str) -> list[str]:
@@ -79,6 +77,29 @@ def test_rule_passes_the_secure_program(rule: str, secure_report: PolicyReport) 
         ("tiers-span-azs", "isolated subnets span 1 AZ(s), need 2"),
         ("sqs-dlq-retention", "jobs-dlq (Queue): keeps messages 345600s, no longer than its standard source queue"),
         ("aws-names-valid", "cache (ReplicationGroup): replicationGroupId 'Platform_Test_Cache' must be lowercase"),
+        ("aurora-audit-logging", "db-parameters (ClusterParameterGroup): neither log_statement ddl nor pgaudit"),
+        ("s3-access-logging", "assets (Bucket): no server access logging"),
+        ("s3-acls-disabled", "assets (Bucket): object ownership BucketOwnerPreferred keeps ACLs enabled"),
+        ("ecs-exec-encrypted", "ecs (Cluster): ECS Exec sessions use no KMS key of their own"),
+        ("cloudfront-access-logs", "cdn (Distribution): legacy logging (loggingConfig) writes with an ACL grant"),
+        (
+            "kms-key-policy-least-privilege",
+            "data-key (Key): statement Root grants kms:CreateGrant, kms:CreateAlias to the whole account without "
+            "conditions",
+        ),
+        ("kms-key-policy-least-privilege", "data-key (Key): statement Root lets the whole account use the key"),
+        (
+            "cloudfront-access-pinned-to-distribution",
+            "data-key (Key): statement AnyDistribution admits any CloudFront distribution, not this stack's",
+        ),
+        (
+            "iam-service-trust-confused-deputy",
+            "task-role (Role): trust of ecs-tasks.amazonaws.com lacks aws:SourceAccount and aws:SourceArn",
+        ),
+        (
+            "iam-service-trust-confused-deputy",
+            "db-proxy-role (Role): trust of rds.amazonaws.com lacks aws:SourceAccount",
+        ),
     ],
 )
 def test_violations_say_what_is_wrong_where(rule: str, expected: str, insecure_report: PolicyReport) -> None:

@@ -1,11 +1,11 @@
-"""Offline policy enforcement: the pack in `policy/` run against an offline plan, as the engine runs it.
+"""The policy pack as the Pulumi engine runs it: its own process, driven through the analyzer gRPC interface.
 
-The Pulumi engine starts a Python policy pack as its own process (`python -u -m pulumi.policy
+The engine starts a Python policy pack as its own process (`python -u -m pulumi.policy
 <engine address> .` in the pack's directory, the stack's config in `PULUMI_CONFIG`, the project and
 stack in `PULUMI_PROJECT`/`PULUMI_STACK`), reads the port the pack prints on its first line of
 output, and talks the analyzer gRPC interface: Handshake, ConfigureStack, GetAnalyzerInfo,
 Configure (the stack's pack config), Analyze per resource, AnalyzeStack with every resource. This
-module does the same, then groups the diagnostics into violations.
+module does the same.
 """
 
 from __future__ import annotations
@@ -17,9 +17,8 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from concurrent import futures
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -29,90 +28,11 @@ from google.protobuf import empty_pb2, json_format, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc, engine_pb2_grpc
 
 from platformctl.plan import Plan, PlannedResource
+from platformctl.policy.config import Resolved
+from platformctl.policy.model import LEVEL_CODES, LEVELS, SEVERITIES, PolicyError, RuleInfo
 
-PACK_DIR = Path(__file__).resolve().parent.parent / "policy"
+PACK_DIR = Path(__file__).resolve().parent.parent.parent / "policy"
 STARTUP_SECONDS = 60
-LEVELS = {
-    analyzer_pb2.ADVISORY: "advisory",
-    analyzer_pb2.MANDATORY: "mandatory",
-    analyzer_pb2.REMEDIATE: "remediate",
-    analyzer_pb2.DISABLED: "disabled",
-}
-LEVEL_CODES = {name: code for code, name in LEVELS.items()}
-SEVERITIES = {
-    analyzer_pb2.POLICY_SEVERITY_UNSPECIFIED: "unspecified",
-    analyzer_pb2.POLICY_SEVERITY_LOW: "low",
-    analyzer_pb2.POLICY_SEVERITY_MEDIUM: "medium",
-    analyzer_pb2.POLICY_SEVERITY_HIGH: "high",
-    analyzer_pb2.POLICY_SEVERITY_CRITICAL: "critical",
-}
-SEVERITY_ORDER = ("critical", "high", "medium", "low", "unspecified")
-JSON_TYPES: dict[str, tuple[type, ...]] = {
-    "boolean": (bool,),
-    "integer": (int,),
-    "number": (int, float),
-    "string": (str,),
-    "array": (list,),
-    "object": (dict,),
-}
-
-
-class PolicyError(Exception):
-    """The pack cannot run: it did not start, or the pack config does not fit its rules."""
-
-
-@dataclass(frozen=True)
-class RuleInfo:
-    name: str
-    description: str
-    enforcement_level: str
-    severity: str
-    remediation: str
-    tags: tuple[str, ...]
-    config_schema: dict[str, Any]
-
-    @property
-    def area(self) -> str:
-        return self.tags[0] if self.tags else ""
-
-    def defaults(self) -> dict[str, Any]:
-        return {key: value["default"] for key, value in self.config_schema.items() if "default" in value}
-
-
-@dataclass(frozen=True)
-class Violation:
-    rule: str
-    urn: str
-    enforcement_level: str
-    message: str
-    severity: str
-
-    def to_json(self) -> dict[str, str]:
-        return {"rule": self.rule, "urn": self.urn, "enforcementLevel": self.enforcement_level, "message": self.message}
-
-
-@dataclass
-class PolicyReport:
-    stack: str
-    rules: list[RuleInfo]
-    resources: int  # custom (cloud) resources checked
-    violations: list[Violation] = field(default_factory=list)
-    levels: dict[str, str] = field(default_factory=dict)
-    components: int = 0  # component resources (and the stack) checked too: the pack sees every registration
-
-    @property
-    def mandatory(self) -> list[Violation]:
-        return [v for v in self.violations if v.enforcement_level == "mandatory"]
-
-    @property
-    def advisory(self) -> list[Violation]:
-        return [v for v in self.violations if v.enforcement_level != "mandatory"]
-
-    def summary(self) -> str:
-        return (
-            f"policy: stack={self.stack} rules={len(self.rules)} resources={self.resources} "
-            f"components={self.components} mandatory={len(self.mandatory)} advisory={len(self.advisory)}"
-        )
 
 
 class _Engine(engine_pb2_grpc.EngineServicer):
@@ -240,9 +160,8 @@ class PolicyPackProcess:
             )
         return rules
 
-    def configure(self, rules: Iterable[RuleInfo], pack_config: Mapping[str, Any]) -> dict[str, str]:
-        """Send each rule's enforcement level and knobs, resolved from a `--policy-pack-config` file."""
-        resolved = resolve_config(list(rules), pack_config)
+    def configure(self, resolved: Resolved) -> dict[str, str]:
+        """Send each rule's enforcement level and knobs (`config.resolve_config`); each rule's level back."""
         request = analyzer_pb2.ConfigureAnalyzerRequest()
         for name, (level, properties) in resolved.items():
             entry = request.policyConfig[name]
@@ -315,116 +234,6 @@ class PolicyPackProcess:
         self.close()
 
 
-def resolve_config(rules: list[RuleInfo], pack_config: Mapping[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
-    """Each rule's (enforcement level, knobs), as the engine resolves `--policy-pack-config`.
-
-    The file maps `all` or a rule name to an enforcement level, or to an object with an optional
-    `enforcementLevel` and the rule's knobs; knobs not given take the schema's defaults.
-    """
-    names = {rule.name for rule in rules}
-    problems = [f"{key}: no such rule in the pack" for key in pack_config if key != "all" and key not in names]
-    default_level = _level_of(pack_config.get("all"))
-    resolved: dict[str, tuple[str, dict[str, Any]]] = {}
-    for rule in rules:
-        entry = pack_config.get(rule.name)
-        level = _level_of(entry) or default_level or rule.enforcement_level
-        knobs = (
-            {key: value for key, value in entry.items() if key != "enforcementLevel"} if isinstance(entry, dict) else {}
-        )
-        for key, value in knobs.items():
-            schema = rule.config_schema.get(key)
-            if schema is None:
-                problems.append(
-                    f"{rule.name}.{key}: no such setting (settings: {', '.join(rule.config_schema) or 'none'})"
-                )
-            elif not _fits(value, schema):
-                problems.append(f"{rule.name}.{key}: expected {schema.get('type')} (got {json.dumps(value)})")
-        if level not in LEVEL_CODES:
-            problems.append(f"{rule.name}: unknown enforcement level {level!r}")
-        resolved[rule.name] = (level, {**rule.defaults(), **knobs})
-    if problems:
-        raise PolicyError("invalid policy pack config:\n  " + "\n  ".join(problems))
-    return resolved
-
-
-def _level_of(entry: Any) -> str | None:
-    if isinstance(entry, str):
-        return entry
-    if isinstance(entry, dict) and isinstance(entry.get("enforcementLevel"), str):
-        return str(entry["enforcementLevel"])
-    return None
-
-
-def _fits(value: Any, schema: Mapping[str, Any]) -> bool:
-    kinds = JSON_TYPES.get(str(schema.get("type")))
-    if kinds is None:
-        return True
-    if isinstance(value, bool) and bool not in kinds:
-        return False
-    if not isinstance(value, kinds):
-        return False
-    minimum = schema.get("minimum")
-    return not (minimum is not None and isinstance(value, int | float) and value < minimum)
-
-
-def load_pack_config(path: Path | None) -> dict[str, Any]:
-    if path is None or not path.is_file():
-        return {}
-    try:
-        document = json.loads(path.read_text())
-    except ValueError as error:
-        raise PolicyError(f"{path}: not valid JSON: {error}") from None
-    if not isinstance(document, dict):
-        raise PolicyError(f"{path}: must be a JSON object of rule names")
-    return document
-
-
-def check_plan(
-    plan: Plan,
-    *,
-    pack_dir: Path = PACK_DIR,
-    pack_config: Mapping[str, Any] | None = None,
-    stack_config: Mapping[str, str] | None = None,
-    pack: PolicyPackProcess | None = None,
-) -> PolicyReport:
-    """Run the pack over the plan; `pack` reuses a running pack process (tests share one)."""
-    owned = pack is None
-    process = pack or PolicyPackProcess(pack_dir, project=plan.project, stack=plan.stack, stack_config=stack_config)
-    try:
-        rules = process.rules()
-        levels = process.configure(rules, pack_config or {})
-        diagnostics = process.analyze(plan)
-    finally:
-        if owned:
-            process.close()
-    custom = len(plan.custom_resources())
-    return PolicyReport(
-        plan.stack, rules, custom, _violations(diagnostics, rules), levels, components=len(plan.resources) - custom
-    )
-
-
-def _violations(
-    diagnostics: list[tuple[analyzer_pb2.AnalyzeDiagnostic, str]], rules: list[RuleInfo]
-) -> list[Violation]:
-    severity = {rule.name: rule.severity for rule in rules}
-    violations = []
-    for diagnostic, analyzed_urn in diagnostics:
-        message = diagnostic.message
-        if message.startswith(diagnostic.description + "\n"):
-            message = message[len(diagnostic.description) + 1 :]
-        violations.append(
-            Violation(
-                rule=diagnostic.policyName,
-                urn=diagnostic.urn or analyzed_urn,
-                enforcement_level=LEVELS.get(diagnostic.enforcementLevel, "advisory"),
-                message=message,
-                severity=severity.get(diagnostic.policyName, "unspecified"),
-            )
-        )
-    order = {name: index for index, name in enumerate(SEVERITY_ORDER)}
-    return sorted(violations, key=lambda v: (order.get(v.severity, 9), v.rule, v.urn, v.message))
-
-
 def _struct(value: Mapping[str, Any]) -> struct_pb2.Struct:
     struct = struct_pb2.Struct()
     struct.update(json.loads(json.dumps(value)))
@@ -467,36 +276,3 @@ def _provider_of(
     return analyzer_pb2.AnalyzerProviderResource(
         type=provider.type, properties=_struct(provider.inputs), urn=provider.urn, name=provider.name
     )
-
-
-def rules_markdown(rules: list[RuleInfo], levels: Mapping[str, Mapping[str, str]]) -> str:
-    """The README's rule table: one row per rule, its enforcement per stack config."""
-    stacks = sorted(levels)
-    header = ["Rule", "Area", "Severity", *stacks, "What it checks", "Fix"]
-    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    for rule in sorted(rules, key=lambda r: AREA_ORDER.index(r.area) if r.area in AREA_ORDER else 99):
-        cells = [
-            f"`{rule.name}`",
-            rule.area,
-            rule.severity,
-            *(levels[stack].get(rule.name, rule.enforcement_level) for stack in stacks),
-            rule.description,
-            rule.remediation,
-        ]
-        lines.append("| " + " | ".join(cell.replace("|", "\\|").replace("\n", " ") for cell in cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-AREA_ORDER = [
-    "encryption",
-    "transit",
-    "network",
-    "edge",
-    "identity",
-    "availability",
-    "recovery",
-    "messaging",
-    "observability",
-    "governance",
-]
-__all__ = ["PolicyError", "PolicyPackProcess", "PolicyReport", "RuleInfo", "Violation", "check_plan"]

@@ -1,0 +1,378 @@
+"""A Fargate service (the API's and the worker's alike): its roles, network rules, task definition, the ECS
+service with circuit breaker and alarm rollback, its autoscaling and its tasks alarm."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components.alarms import CONTAINER_INSIGHTS, AlarmSet, Alerting, ServiceMetrics, query
+from components.ecs.autoscaling import ScaledService, autoscale
+from components.ecs.cluster import Cluster
+from components.ecs.container import ContainerSpec, ImageSource, TaskContainers, build_image
+from components.iam import Account, Statement, policy_document, service_trust_policy
+from components.load_balancer import LoadBalancer
+from components.naming import Naming, child_options
+from stack_config.schema import ServiceConfig
+
+LOAD_BALANCER_GRACE_SECONDS = 60
+EXECUTION_ROLE_POLICY = "service-role/AmazonECSTaskExecutionRolePolicy"
+LOAD_BALANCER_INFRASTRUCTURE_POLICY = "AmazonECSInfrastructureRolePolicyForLoadBalancers"
+# Actions AWS cannot scope to a resource ARN: the only statements with `*` resources.
+XRAY_ACTIONS = ("xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets")
+EXEC_ACTIONS = (
+    "ssmmessages:CreateControlChannel",
+    "ssmmessages:CreateDataChannel",
+    "ssmmessages:OpenControlChannel",
+    "ssmmessages:OpenDataChannel",
+)
+# What the ECS Exec agent needs to record a session in the cluster's log group (the ECS Exec docs' task role
+# policy): it checks the group (DescribeLogGroups takes no resource ARN), then writes its own stream.
+EXEC_LOG_LOOKUP_ACTIONS = ("logs:DescribeLogGroups",)
+EXEC_LOG_WRITE_ACTIONS = ("logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents")
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """A data store the service talks to: egress to its security group on its port."""
+
+    label: str
+    security_group_id: pulumi.Input[str]
+    port: int
+
+
+@dataclass(frozen=True)
+class ServiceArgs:
+    naming: Naming
+    account: Account
+    service: str  # "api" or "worker"
+    config: ServiceConfig
+    az_count: int
+    cluster: Cluster
+    subnet_ids: Sequence[pulumi.Input[str]]
+    security_group: aws.ec2.SecurityGroup
+    container: ContainerSpec
+    log_group_name: pulumi.Input[str]
+    # Where the image is built from, unless the config names a prebuilt `image`.
+    image: ImageSource
+    dependencies: Sequence[Dependency] = ()
+    task_statements: Sequence[Statement] = ()
+    secret_arns: Sequence[pulumi.Input[str]] = ()
+    decrypt_key_arns: Sequence[pulumi.Input[str]] = ()
+    # The ALB in front of the service (the API): its target groups, the listener rule ECS shifts for blue/green,
+    # its security group, and the alarms that roll a failing deployment back.
+    load_balancer: LoadBalancer | None = None
+    backlog_queue_name: pulumi.Input[str] | None = None
+    # The tasks-below-desired alarm, when given where to send it.
+    alerting: Alerting | None = None
+
+
+class FargateService(pulumi.ComponentResource):
+    """A Fargate service: image, task definition (non-root, read-only root, secrets by ARN, ADOT
+    sidecar), roles, the ECS service with circuit breaker and alarm rollback, and autoscaling."""
+
+    image_uri: pulumi.Output[str]
+    task_definition: aws.ecs.TaskDefinition
+    service: aws.ecs.Service
+    task_role: aws.iam.Role
+    execution_role: aws.iam.Role
+    scaling_target: aws.appautoscaling.Target
+    alarms: dict[str, aws.cloudwatch.MetricAlarm]
+
+    def __init__(self, name: str, args: ServiceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("platform:service:FargateService", name, None, opts)
+        self._name, self._args = name, args
+        # The policies of this service's roles: ECS uses the roles as soon as the service exists (to pull, to
+        # start tasks, to shift traffic), so the service waits for what they grant.
+        self._grants: list[pulumi.Resource] = []
+        self.image_uri = (
+            pulumi.Output.from_input(args.config.image)
+            if args.config.image is not None
+            else build_image(self, name, args.service, args.naming, args.image, target=args.container.image_target)
+        )
+        self.execution_role, self.task_role = self._roles()
+        self._network_rules()
+        self.task_definition = self._task_definition()
+        self.service = self._service()
+        self.scaling_target = autoscale(
+            self,
+            name,
+            ScaledService(
+                args.service,
+                self.service,
+                args.cluster.cluster.name,
+                args.config,
+                args.load_balancer,
+                args.backlog_queue_name,
+            ),
+        )
+        self.alarms = (
+            tasks_alarms(AlarmSet(self, name, args.naming, args.alerting), self.metrics) if args.alerting else {}
+        )
+        self.register_outputs(
+            {
+                "service_name": self.service.name,
+                "task_definition_arn": self.task_definition.arn,
+                "task_role_arn": self.task_role.arn,
+                "image_uri": self.image_uri,
+                "alarm_arns": {label: alarm.arn for label, alarm in self.alarms.items()},
+            }
+        )
+
+    @property
+    def metrics(self) -> ServiceMetrics:
+        # The service's name is its label (`name=args.service`): known at plan time, like the rollback alarms'.
+        return ServiceMetrics(self._args.cluster.cluster.name, {self._args.service: self._args.service})
+
+    # --- identity ----------------------------------------------------------------------------------
+
+    def _roles(self) -> tuple[aws.iam.Role, aws.iam.Role]:
+        args = self._args
+        execution = self._role(
+            "execution",
+            "ecs-tasks",
+            f"ECS pulls the {args.service} image, writes its logs and reads its secrets",
+            EXECUTION_ROLE_POLICY,
+        )
+        startup: list[Statement] = []
+        if args.secret_arns:
+            startup.append(Statement("ReadSecrets", ("secretsmanager:GetSecretValue",), list(args.secret_arns)))
+        if args.decrypt_key_arns:
+            startup.append(Statement("DecryptSecrets", ("kms:Decrypt",), list(args.decrypt_key_arns)))
+        if startup:
+            self._grants.append(
+                aws.iam.RolePolicy(
+                    f"{self._name}-execution-secrets",
+                    role=execution.id,
+                    policy=policy_document(*startup),
+                    opts=child_options(self),
+                )
+            )
+        task = self._role("task", "ecs-tasks", f"What the {args.service} code itself may do")
+        self._grants.append(
+            aws.iam.RolePolicy(
+                f"{self._name}-task-policy",
+                role=task.id,
+                policy=policy_document(
+                    *args.task_statements, Statement("Tracing", XRAY_ACTIONS, ["*"]), *self._exec_statements()
+                ),
+                opts=child_options(self),
+            )
+        )
+        return execution, task
+
+    def _exec_statements(self) -> list[Statement]:
+        """ECS Exec's agent: its SSM channels, the session's key, and the session log it writes to the cluster's exec
+        log group."""
+        if not self._args.config.execute_command:
+            return []
+        log_group_arn = self._args.cluster.exec_log_group.arn
+        return [
+            Statement("EcsExec", EXEC_ACTIONS, ["*"]),
+            self._args.cluster.grant_exec_session(),
+            Statement("EcsExecFindSessionLog", EXEC_LOG_LOOKUP_ACTIONS, ["*"]),
+            Statement(
+                "EcsExecWriteSessionLog",
+                EXEC_LOG_WRITE_ACTIONS,
+                [log_group_arn, pulumi.Output.concat(log_group_arn, ":*")],
+            ),
+        ]
+
+    def _network_rules(self) -> None:
+        args = self._args
+        group_id = args.security_group.id
+        for dependency in args.dependencies:
+            aws.vpc.SecurityGroupEgressRule(
+                f"{self._name}-to-{dependency.label}",
+                security_group_id=group_id,
+                ip_protocol="tcp",
+                from_port=dependency.port,
+                to_port=dependency.port,
+                referenced_security_group_id=dependency.security_group_id,
+                description=f"{args.service} to {dependency.label}",
+                opts=child_options(self),
+            )
+        balancing, port = args.load_balancer, args.container.port
+        if balancing is None or port is None:
+            return
+        aws.vpc.SecurityGroupIngressRule(
+            f"{self._name}-from-alb",
+            security_group_id=group_id,
+            ip_protocol="tcp",
+            from_port=port,
+            to_port=port,
+            referenced_security_group_id=balancing.security_group.id,
+            description="the ALB to the tasks",
+            opts=child_options(self),
+        )
+        aws.vpc.SecurityGroupEgressRule(
+            f"{self._name}-alb-to-tasks",
+            security_group_id=balancing.security_group.id,
+            ip_protocol="tcp",
+            from_port=port,
+            to_port=port,
+            referenced_security_group_id=group_id,
+            description=f"the ALB to the {args.service} tasks",
+            opts=child_options(self),
+        )
+
+    # --- task and service --------------------------------------------------------------------------
+    # --- task and service --------------------------------------------------------------------------
+
+    def _task_definition(self) -> aws.ecs.TaskDefinition:
+        args = self._args
+        containers = TaskContainers(
+            args.service,
+            args.container,
+            self.image_uri,
+            args.log_group_name,
+            args.account.region,
+            args.config.execute_command,
+        )
+        return aws.ecs.TaskDefinition(
+            f"{self._name}-task",
+            family=args.naming.name(args.service),
+            cpu=str(args.config.cpu),
+            memory=str(args.config.memory),
+            network_mode="awsvpc",
+            requires_compatibilities=["FARGATE"],
+            runtime_platform=aws.ecs.TaskDefinitionRuntimePlatformArgs(
+                operating_system_family="LINUX", cpu_architecture="X86_64"
+            ),
+            execution_role_arn=self.execution_role.arn,
+            task_role_arn=self.task_role.arn,
+            volumes=[aws.ecs.TaskDefinitionVolumeArgs(name=volume) for volume in containers.volumes],
+            container_definitions=pulumi.Output.json_dumps(containers.definitions()),
+            tags=args.naming.tags(args.service, "task"),
+            opts=child_options(self),
+        )
+
+    def _service(self) -> aws.ecs.Service:
+        args, config = self._args, self._args.config
+        balancing = args.load_balancer
+        blue_green = config.deployment.strategy == "blue_green" and balancing is not None
+        # A deployment that makes the site fail is rolled back.
+        rollback_alarm_names = balancing.rollback_alarm_names if balancing is not None else []
+        load_balancers = []
+        # ECS needs the cluster's capacity providers before a strategy names them.
+        waits_for: list[pulumi.Resource] = [args.cluster.capacity_providers]
+        if balancing is not None and args.container.port is not None:
+            advanced = None
+            if blue_green:
+                alternate = balancing.alternate_target_group
+                if alternate is None:
+                    raise ValueError(f"{args.service}: blue/green needs an alternate target group")
+                infrastructure_role = self._infrastructure_role()
+                advanced = aws.ecs.ServiceLoadBalancerAdvancedConfigurationArgs(
+                    alternate_target_group_arn=alternate.arn,
+                    production_listener_rule=balancing.forward_rule.arn,
+                    role_arn=infrastructure_role.arn,
+                )
+            # ECS refuses a target group no listener forwards to: the rule that attaches the groups comes first.
+            waits_for.append(balancing.forward_rule)
+            load_balancers.append(
+                aws.ecs.ServiceLoadBalancerArgs(
+                    target_group_arn=balancing.target_group.arn,
+                    container_name=args.service,
+                    container_port=args.container.port,
+                    advanced_configuration=advanced,
+                )
+            )
+        if config.use_spot:
+            # One on-demand task per AZ stays put; the rest run on Spot.
+            strategies = [
+                aws.ecs.ServiceCapacityProviderStrategyArgs(capacity_provider="FARGATE", base=args.az_count, weight=1),
+                aws.ecs.ServiceCapacityProviderStrategyArgs(capacity_provider="FARGATE_SPOT", weight=3),
+            ]
+        else:
+            strategies = [aws.ecs.ServiceCapacityProviderStrategyArgs(capacity_provider="FARGATE", weight=1)]
+        return aws.ecs.Service(
+            f"{self._name}-service",
+            name=args.service,
+            cluster=args.cluster.cluster.arn,
+            task_definition=self.task_definition.arn,
+            desired_count=config.desired_count,
+            capacity_provider_strategies=strategies,
+            platform_version="LATEST",
+            network_configuration=aws.ecs.ServiceNetworkConfigurationArgs(
+                subnets=list(args.subnet_ids), security_groups=[args.security_group.id], assign_public_ip=False
+            ),
+            availability_zone_rebalancing="ENABLED",
+            enable_execute_command=config.execute_command,
+            enable_ecs_managed_tags=True,
+            propagate_tags="SERVICE",
+            load_balancers=load_balancers,
+            health_check_grace_period_seconds=LOAD_BALANCER_GRACE_SECONDS if load_balancers else None,
+            deployment_circuit_breaker=aws.ecs.ServiceDeploymentCircuitBreakerArgs(enable=True, rollback=True),
+            alarms=(
+                aws.ecs.ServiceAlarmsArgs(alarm_names=rollback_alarm_names, enable=True, rollback=True)
+                if rollback_alarm_names
+                else None
+            ),
+            deployment_configuration=(
+                aws.ecs.ServiceDeploymentConfigurationArgs(
+                    strategy="BLUE_GREEN", bake_time_in_minutes=str(config.deployment.bake_minutes)
+                )
+                if blue_green
+                else aws.ecs.ServiceDeploymentConfigurationArgs(strategy="ROLLING")
+            ),
+            deployment_minimum_healthy_percent=100,
+            deployment_maximum_percent=200,
+            wait_for_steady_state=False,
+            tags=args.naming.tags(args.service),
+            # Autoscaling owns the running count once the service exists.
+            opts=child_options(self, ignore_changes=["desiredCount"], depends_on=[*waits_for, *self._grants]),
+        )
+
+    def _infrastructure_role(self) -> aws.iam.Role:
+        return self._role(
+            "deploy",
+            "ecs",
+            "ECS shifts the listener rule between target groups during blue/green deployments",
+            LOAD_BALANCER_INFRASTRUCTURE_POLICY,
+        )
+
+    def _role(self, label: str, service: str, description: str, managed_policy: str | None = None) -> aws.iam.Role:
+        """A role the AWS service `service` assumes for this workload, with at most one AWS managed policy
+        (its name) attached."""
+        role = aws.iam.Role(
+            f"{self._name}-{label}-role",
+            assume_role_policy=service_trust_policy(service, self._args.account),
+            description=description,
+            tags=self._args.naming.tags(self._args.service, label),
+            opts=child_options(self),
+        )
+        if managed_policy is not None:
+            self._grants.append(
+                aws.iam.RolePolicyAttachment(
+                    f"{self._name}-{label}-managed",
+                    role=role.name,
+                    policy_arn=self._args.account.managed_policy_arn(managed_policy),
+                    opts=child_options(self),
+                )
+            )
+        return role
+
+
+def tasks_alarms(alarms: AlarmSet, metrics: ServiceMetrics) -> dict[str, aws.cloudwatch.MetricAlarm]:
+    """A service that cannot place or keep its tasks."""
+    for service, service_name in metrics.service_names.items():
+        dimensions = {"ClusterName": metrics.cluster_name, "ServiceName": service_name}
+        # Container Insights publishes both counts; desired minus running above 0 for five minutes
+        # is a service that cannot place or keep its tasks (a deployment settles well within that).
+        alarms.math(
+            f"{service}-tasks-below-desired",
+            f"The {service} service runs fewer tasks than desired",
+            [
+                query("running", CONTAINER_INSIGHTS, "RunningTaskCount", dimensions),
+                query("desired", CONTAINER_INSIGHTS, "DesiredTaskCount", dimensions),
+                aws.cloudwatch.MetricAlarmMetricQueryArgs(
+                    id="missing", expression="desired - running", label="Tasks missing", return_data=True
+                ),
+            ],
+            threshold=0,
+        )
+    return alarms.alarms
