@@ -13,6 +13,10 @@ workers = int(os.environ.get(contract.WEB_CONCURRENCY, "2"))
 # gevent's cached reads came out slower in absolute terms and its orders far slower ("Benchmarks", app/README.md).
 worker_class = "gthread"
 threads = int(os.environ.get(contract.GUNICORN_THREADS, "8"))
+# Each worker listens on its own SO_REUSEPORT socket, so the kernel spreads the ALB's keep-alive connections over
+# the workers; on one shared socket the first worker to wake accepted most of them and, with `threads` requests in
+# flight at most, left the other worker idle (bench/api.py's orders: 1-3 of 16 connections on one worker).
+reuse_port = True
 # SIGTERM: stop accepting, finish in-flight requests within graceful_timeout (< the task's stop timeout).
 graceful_timeout = contract.GRACEFUL_TIMEOUT_SECONDS
 timeout = 30
