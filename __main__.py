@@ -4,6 +4,7 @@ layers built from it and from each other (as the README's diagram draws them), o
 from components.app_services import ROUTED_PATHS, SERVICES, AppLayers, app_services
 from components.cache import Cache, CacheArgs
 from components.certificates import hosted_zone_id
+from components.chaos import chaos_experiments
 from components.context import StackContext
 from components.database import Database, DatabaseArgs
 from components.ecs import AppSecurityGroups, AppSecurityGroupsArgs, Cluster, ClusterArgs
@@ -14,6 +15,7 @@ from components.network import Network, NetworkArgs
 from components.observability import Observability, ObservabilityArgs
 from components.recovery import Budget, BudgetArgs, Recovery, RecoveryArgs
 from components.rotation import RotationArgs, SecretRotations
+from components.slo import ServiceLevelObjectives, SloArgs
 from components.stack_outputs import StackLayers, export_outputs
 from components.storage import Storage, StorageArgs
 from stack_config.loader import load_stack_config
@@ -37,7 +39,7 @@ balancing = LoadBalancerArgs.for_stack(
     stack, network, storage, zone_id, routed_paths=ROUTED_PATHS, alerting=messaging.alerting
 )
 load_balancer = LoadBalancer("load-balancer", balancing, opts)
-edge = Edge("edge", EdgeArgs.for_stack(stack, load_balancer, storage), opts)
+edge = Edge("edge", EdgeArgs.for_stack(stack, load_balancer, storage, messaging), opts)
 # The generated secrets rotate; each Lambda updates the layer that holds the value (cache, ALB rule, CloudFront).
 SecretRotations("rotation", RotationArgs.for_stack(stack, cache, load_balancer, edge), opts)
 # The assets bucket and the data key admit this distribution alone, so both are written once it exists.
@@ -51,6 +53,9 @@ services = app_services(
     stack, AppLayers(network, app_groups, compute, observability, database, cache, messaging, load_balancer)
 )
 
+# FIS experiments (staging by default), stopped by the API's rollback alarms: a seam for the SLO fast-burn alarm.
+chaos_experiments(stack, services, network=network, compute=compute, data=(database, cache), balancer=load_balancer)
+slos = ServiceLevelObjectives("slo", SloArgs.for_stack(stack, load_balancer, messaging), opts)
 recovery = Recovery("recovery", RecoveryArgs.for_stack(stack), opts)
 Budget("budget", BudgetArgs.for_stack(stack, messaging), opts)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pulumi
 
 from app import contract
+from components.alarms import MINUTE
 from components.cache import Cache
 from components.context import StackContext
 from components.database import Database
@@ -26,11 +27,13 @@ from components.ecs import (
     ImageSource,
     ServiceArgs,
 )
+from components.ecs.service import DeploymentWatch
 from components.iam import Statement
 from components.load_balancer import LoadBalancer
 from components.messaging import Messaging
 from components.network import Network
 from components.observability import Observability
+from components.slo import fastest_burn_threshold, worker_availability
 
 # The uid:gid the image's non-root user runs as (app/Dockerfile).
 APP_USER = "10001:10001"
@@ -100,6 +103,7 @@ def app_services(stack: StackContext, layers: AppLayers) -> AppServices:
         statements=[database.grant_connect(), *messaging.grant_consume(queue)],
         own_secrets=[notification] if notification else [],
         backlog_queue_name=messaging.queues[queue].name,
+        deployment_watch=_worker_deployment_watch(stack, messaging.dead_letter_queues[queue].name),
     )
     # The exec key admits the task roles of the services an operator may open a shell in, and no others.
     exec_enabled = [
@@ -125,6 +129,7 @@ def _service(
     own_data_stores: list[Dependency] | None = None,
     load_balancer: LoadBalancer | None = None,
     backlog_queue_name: pulumi.Input[str] | None = None,
+    deployment_watch: DeploymentWatch | None = None,
 ) -> FargateService:
     """The API and the worker share everything but their container, permissions and wiring."""
     config, security = stack.config, stack.security
@@ -155,9 +160,18 @@ def _service(
             load_balancer=load_balancer,
             backlog_queue_name=backlog_queue_name,
             alerting=layers.messaging.alerting,
+            deployment_watch=deployment_watch,
         ),
         stack.opts,
     )
+
+
+def _worker_deployment_watch(stack: StackContext, dead_letter_queue_name: pulumi.Input[str]) -> DeploymentWatch:
+    """The worker's rollback: its SLO's failed-message ratio past the fastest page burn, or a DLQ arrival."""
+    config = stack.config
+    errors = worker_availability(config.slos, config.observability.app_metrics_namespace)
+    threshold = fastest_burn_threshold(errors, config.slos.window_days)
+    return DeploymentWatch(errors.queries(MINUTE), threshold, dead_letter_queue_name)
 
 
 def _shared_settings(stack: StackContext, layers: AppLayers, service: str) -> dict[str, pulumi.Input[str]]:

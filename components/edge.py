@@ -18,6 +18,7 @@ from stack_config.schema import EdgeConfig
 
 if TYPE_CHECKING:
     from components.context import StackContext
+    from components.messaging import Messaging
     from components.storage import Storage
 
 # AWS managed CloudFront policies (ids are fixed by AWS).
@@ -70,10 +71,16 @@ class EdgeArgs:
     # What the log delivery must wait for although it takes no output of it: the logs bucket's policy that admits
     # CloudWatch Logs' delivery service (the delivery checks it when it is created).
     log_delivery_waits_for: Sequence[pulumi.Resource] = ()
+    # Pages when the health check fails. Route 53 publishes its metric in us-east-1 only, and an alarm notifies
+    # topics of its own region: without a topic there, no alarm.
+    health_alarm_topic_arn: pulumi.Input[str] | None = None
 
     @classmethod
-    def for_stack(cls, stack: StackContext, load_balancer: LoadBalancer, storage: Storage) -> EdgeArgs:
-        """CloudFront in front of the load balancer's origin name and the assets bucket, logging to the logs bucket."""
+    def for_stack(
+        cls, stack: StackContext, load_balancer: LoadBalancer, storage: Storage, messaging: Messaging
+    ) -> EdgeArgs:
+        """CloudFront in front of the load balancer's origin name and the assets bucket, logging to the logs bucket;
+        the health check's alarm to the page topic when that topic is in the edge region."""
         return cls(
             naming=stack.naming,
             config=stack.config.edge,
@@ -86,6 +93,7 @@ class EdgeArgs:
             log_retention_days=stack.logs.retention_days,
             waf_logs_key_arn=stack.security.edge_logs_key_arn,
             log_delivery_waits_for=[storage.logs_bucket_policy],
+            health_alarm_topic_arn=messaging.page_topic.arn if stack.config.region == EDGE_REGION else None,
         )
 
 
@@ -98,6 +106,7 @@ class Edge(pulumi.ComponentResource):
     web_acl: aws.wafv2.WebAcl
     origin_access_control: aws.cloudfront.OriginAccessControl
     health_check: aws.route53.HealthCheck
+    health_alarm: aws.cloudwatch.MetricAlarm | None
 
     def __init__(self, name: str, args: EdgeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("platform:edge:Edge", name, None, opts)
@@ -249,6 +258,28 @@ class Edge(pulumi.ComponentResource):
             measure_latency=True,
             tags=naming.tags("health"),
             opts=child_options(self),
+        )
+        self.health_alarm = (
+            aws.cloudwatch.MetricAlarm(
+                f"{name}-health-alarm",
+                name=naming.name("edge-health"),
+                alarm_description=f"Route 53 finds https://{config.domain}{args.health_path} down",
+                namespace="AWS/Route53",
+                metric_name="HealthCheckStatus",
+                dimensions={"HealthCheckId": self.health_check.id},
+                statistic="Minimum",
+                period=60,
+                # The health check already waits for HEALTH_CHECK_FAILURE_THRESHOLD failed probes.
+                evaluation_periods=1,
+                comparison_operator="LessThanThreshold",
+                threshold=1,
+                alarm_actions=[args.health_alarm_topic_arn],
+                ok_actions=[args.health_alarm_topic_arn],
+                tags=naming.tags("edge-health"),
+                opts=in_edge_region,
+            )
+            if args.health_alarm_topic_arn is not None
+            else None
         )
         for record_type in ("A", "AAAA"):
             self._alias_record(record_type, config, args.zone_id)

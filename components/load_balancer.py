@@ -88,7 +88,8 @@ class LoadBalancerArgs:
             access_logs_bucket=storage.logs_bucket.bucket,
             access_logs_grant=storage.logs_bucket_policy,
             deletion_protection=config.environment == "prod",
-            blue_green=config.services.api.deployment.strategy == "blue_green",
+            # Canary and linear shift traffic between the same two target groups as blue/green.
+            blue_green=config.services.api.deployment.shifts_traffic,
             alerting=alerting,
         )
 

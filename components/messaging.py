@@ -64,13 +64,21 @@ class MessagingArgs:
     alert_emails: Sequence[str] = ()
     # The queues' alarms (oldest message age, a message in a DLQ), and `alerting` for the other layers.
     alarm_thresholds: AlarmThresholds | None = None
+    # Who is paged (fast SLO burns, the health check): the page topic's email subscribers.
+    page_emails: Sequence[str] = ()
 
     @classmethod
     def for_stack(cls, stack: StackContext) -> MessagingArgs:
         config, observing = stack.config, stack.config.observability
         key = stack.keys["messaging"].arn
         return cls(
-            config.messaging, stack.naming, stack.account, key, observing.alert_emails, observing.alarm_thresholds
+            config.messaging,
+            stack.naming,
+            stack.account,
+            key,
+            observing.alert_emails,
+            observing.alarm_thresholds,
+            config.slos.page_emails,
         )
 
 
@@ -84,6 +92,8 @@ class Messaging(pulumi.ComponentResource):
     queues: dict[str, aws.sqs.Queue]
     dead_letter_queues: dict[str, aws.sqs.Queue]
     alerts_topic: aws.sns.Topic
+    # What must wake someone (SLO fast burns): kept apart so a pager subscribes to it and nothing else.
+    page_topic: aws.sns.Topic
     events_topic: aws.sns.Topic
     # The alerts topic and the thresholds, for every layer's alarms (None without `alarm_thresholds`).
     alerting: Alerting | None
@@ -94,14 +104,9 @@ class Messaging(pulumi.ComponentResource):
         self._name, self._naming, self._account, self._key = name, args.naming, args.account, args.messaging_key_arn
 
         self.alerts_topic = self._topic("alerts", publishers=ALERT_PUBLISHERS)
-        for index, email in enumerate(args.alert_emails):
-            aws.sns.TopicSubscription(
-                f"{name}-alerts-email-{index}",
-                topic=self.alerts_topic.arn,
-                protocol="email",
-                endpoint=email,
-                opts=child_options(self),
-            )
+        self._email_subscriptions("alerts", self.alerts_topic, args.alert_emails)
+        self.page_topic = self._topic("page", publishers=("cloudwatch",))
+        self._email_subscriptions("page", self.page_topic, args.page_emails)
         self.events_topic = self._topic("events", publishers=())
 
         self.queues, self.dead_letter_queues = {}, {}
@@ -144,6 +149,7 @@ class Messaging(pulumi.ComponentResource):
             {
                 "alarm_arns": {label: alarm.arn for label, alarm in self.alarms.items()},
                 "alerts_topic_arn": self.alerts_topic.arn,
+                "page_topic_arn": self.page_topic.arn,
                 "events_topic_arn": self.events_topic.arn,
                 "queue_urls": {key: queue.url for key, queue in self.queues.items()},
                 "queue_arns": {key: queue.arn for key, queue in self.queues.items()},
@@ -236,6 +242,16 @@ class Messaging(pulumi.ComponentResource):
             policy=policy_document(*statements),
             opts=child_options(self),
         )
+
+    def _email_subscriptions(self, label: str, topic: aws.sns.Topic, emails: Sequence[str]) -> None:
+        for index, email in enumerate(emails):
+            aws.sns.TopicSubscription(
+                f"{self._name}-{label}-email-{index}",
+                topic=topic.arn,
+                protocol="email",
+                endpoint=email,
+                opts=child_options(self),
+            )
 
     def _topic(self, label: str, publishers: Sequence[str]) -> aws.sns.Topic:
         topic = aws.sns.Topic(

@@ -30,6 +30,7 @@ from components.alarms import (
     ServiceMetrics,
 )
 from components.naming import LogPolicy, Naming, child_options
+from components.slo import Indicator, dashboard_row, indicators
 from stack_config.schema import ObservabilityConfig
 
 if TYPE_CHECKING:
@@ -99,6 +100,9 @@ class ObservabilityArgs:
     queues: QueueMetrics | None = None
     aurora: AuroraMetrics | None = None
     cache: CacheMetrics | None = None
+    # A row per service level objective: its budget left over the window and its burn rate.
+    slos: Sequence[Indicator] = ()
+    slo_window_days: int = 30
 
     @classmethod
     def for_stack(
@@ -120,6 +124,8 @@ class ObservabilityArgs:
             queues=messaging.metrics,
             aurora=database.metrics,
             cache=cache.metrics,
+            slos=indicators(stack.config.slos, load_balancer.metrics, stack.config.observability.app_metrics_namespace),
+            slo_window_days=stack.config.slos.window_days,
         )
 
 
@@ -290,4 +296,6 @@ class Observability(pulumi.ComponentResource):
                 for index, line in enumerate(lines)
             ]
             widgets.append(self._widget(title, metrics, stat=lines[0].statistic))
+        for indicator in args.slos:
+            widgets += dashboard_row(indicator, args.region, args.slo_window_days)
         return widgets

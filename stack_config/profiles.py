@@ -161,6 +161,8 @@ STAGING = Profile(
         "observability": {"logRetentionDays": 14},
         "recovery": {"rpoMinutes": 60, "rtoMinutes": 480, "backupRetentionDays": 7},
         "budget": {"monthlyUsd": 800},
+        # Fault experiments run where an outage they cause costs nothing: staging has them, prod opts in.
+        "chaos": {"enabled": True},
     },
 )
 

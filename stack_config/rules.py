@@ -49,11 +49,12 @@ def task_counts(cfg: PlatformConfig) -> Iterator[ConfigProblem]:
                 f"must be at least {floor} ({cfg.services.min_tasks_per_az} per AZ x {cfg.az_count} AZs)",
                 service.min_count,
             )
-    if cfg.services.worker.deployment.strategy == "blue_green":
+    worker_strategy = cfg.services.worker.deployment.strategy
+    if cfg.services.worker.deployment.shifts_traffic:
         yield ConfigProblem(
             "services.worker.deployment.strategy",
-            "blue_green needs a load balancer; the worker has none, use rolling",
-            "blue_green",
+            f"{worker_strategy} shifts load balancer traffic; the worker has no load balancer, use rolling",
+            worker_strategy,
         )
 
 
@@ -377,6 +378,50 @@ def recovery_objectives(cfg: PlatformConfig) -> Iterator[ConfigProblem]:
         )
 
 
+# What the architecture can recover in, in minutes. Failover: the Aurora User Guide ("High availability for
+# Aurora DB instances") and FAQ give 30 to 120 s to promote a reader; without one Aurora creates a new writer,
+# "typically in under 10 minutes". A restore (point in time or snapshot) makes a new cluster and its writer:
+# AWS publishes no figure, so these are planning assumptions by size class (cluster and instance creation,
+# about 20 to 30 minutes when small, growing with the volume), rounded up; a restore drill's time replaces them.
+AURORA_FAILOVER_MINUTES = 2
+AURORA_REPLACE_WRITER_MINUTES = 10
+# (largest size in GiB, minutes until the restored cluster's writer is available)
+RESTORE_MINUTES_BY_SIZE = ((100, 30), (1024, 60), (10240, 180), (131072, 480))
+# Pointing the proxy and services at the restored cluster: a stack update and the services' rollout.
+RESTORE_CUTOVER_MINUTES = 15
+
+
+def restore_minutes(size_gib: int) -> int:
+    """Minutes from deciding to restore to the stack serving from the restored cluster, by size class."""
+    for largest, minutes in RESTORE_MINUTES_BY_SIZE:
+        if size_gib <= largest:
+            return minutes + RESTORE_CUTOVER_MINUTES
+    raise ValueError(f"no restore size class holds {size_gib} GiB")
+
+
+def recovery_paths(cfg: PlatformConfig) -> dict[str, int]:
+    """Each way the stack recovers its database, and the minutes it takes."""
+    if cfg.database.reader_count:
+        failover = ("failover to a reader", AURORA_FAILOVER_MINUTES)
+    else:
+        failover = ("a new writer (no reader to fail over to)", AURORA_REPLACE_WRITER_MINUTES)
+    return dict([failover, ("restore from a backup", restore_minutes(cfg.recovery.database_size_gib))])
+
+
+def recovery_time(cfg: PlatformConfig) -> Iterator[ConfigProblem]:
+    """The RTO must cover the slowest way back the architecture has: losing data means restoring it."""
+    paths = recovery_paths(cfg)
+    slowest = max(paths.values())
+    if cfg.recovery.rto_minutes < slowest:
+        can_do = "; ".join(f"{path} about {minutes} min" for path, minutes in paths.items())
+        yield ConfigProblem(
+            "recovery.rtoMinutes",
+            f"the architecture's slowest recovery takes about {slowest} minutes ({can_do}, for"
+            f" recovery.databaseSizeGib {cfg.recovery.database_size_gib}); raise the RTO to at least {slowest}",
+            cfg.recovery.rto_minutes,
+        )
+
+
 def budget_thresholds(cfg: PlatformConfig) -> Iterator[ConfigProblem]:
     thresholds = cfg.budget.alert_thresholds_percent
     if len(set(thresholds)) != len(thresholds):
@@ -418,6 +463,7 @@ RULES: tuple[Rule, ...] = (
     production_data,
     queues_cover_jobs,
     recovery_objectives,
+    recovery_time,
     budget_thresholds,
     required_tags,
     edge_domain,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import typing
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -19,6 +20,7 @@ from pydantic import (
     Field,
     SecretStr,
     field_validator,
+    model_validator,
 )
 from pydantic.alias_generators import to_camel
 
@@ -27,6 +29,7 @@ from stack_config.limits import (
     ENHANCED_MONITORING_INTERVALS,
     FARGATE_MEMORY_BY_CPU,
 )
+from stack_config.slo import BURN_RATE_WINDOWS
 
 REGION_PATTERN = r"^[a-z]{2}(-gov)?-[a-z]+-\d$"
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
@@ -165,16 +168,58 @@ class AutoscalingConfig(Model):
     scale_in_cooldown_seconds: int = Field(default=300, ge=0, le=3600, description="Scale in slowly. Default 300 s.")
 
 
-class DeploymentConfig(Model):
-    strategy: Literal["rolling", "blue_green"] = Field(
-        default="rolling", description="rolling (100 % min healthy, 200 % max) or ECS-native blue_green."
+# ECS's traffic-shifting strategies: each moves the ALB listener rule between two target groups.
+TRAFFIC_SHIFTING_STRATEGIES = ("blue_green", "canary", "linear")
+# ECS's bake times (canaryBakeTimeInMinutes, stepBakeTimeInMinutes, bakeTimeInMinutes): 0 to 1440 minutes.
+BakeMinutes = Annotated[int, Field(ge=0, le=1440)]
+
+
+def _tenths(value: float) -> float:
+    # ECS takes canary and step percentages as multiples of 0.1 (the ECS API's CanaryConfiguration and
+    # LinearConfiguration).
+    if abs(value * 10 - round(value * 10)) > 1e-9:
+        raise ValueError("must be a multiple of 0.1")
+    return value
+
+
+class CanaryConfig(Model):
+    percent: Annotated[float, Field(ge=0.1, le=100), AfterValidator(_tenths)] = Field(
+        default=5,
+        description="Share of production traffic the new revision takes first (ECS: 0.1 to 100 in steps of 0.1)."
+        " Default 5 %.",
     )
-    bake_minutes: int = Field(
+    bake_minutes: BakeMinutes = Field(
+        default=10, description="Minutes at that share before the rest of the traffic moves (0 to 1440). Default 10."
+    )
+
+
+class LinearConfig(Model):
+    step_percent: Annotated[float, Field(ge=3, le=100), AfterValidator(_tenths)] = Field(
         default=10,
-        ge=0,
-        le=1440,
-        description="Blue/green bake time before the old tasks go (ECS allows 0 to 1440). Default 10.",
+        description="Share of production traffic moved at each step (ECS: 3 to 100 in steps of 0.1). Default 10 %.",
     )
+    step_bake_minutes: BakeMinutes = Field(default=6, description="Minutes between two steps (0 to 1440). Default 6.")
+
+
+class DeploymentConfig(Model):
+    strategy: Literal["rolling", "blue_green", "canary", "linear"] = Field(
+        default="rolling",
+        description="rolling (100 % min healthy, 200 % max), or one of ECS's native strategies that shift the"
+        " ALB's traffic to the new revision: blue_green (all at once), canary (a share first, see `canary`) or"
+        " linear (in equal steps, see `linear`); these need a load balancer, so the API only.",
+    )
+    bake_minutes: BakeMinutes = Field(
+        default=10,
+        description="Traffic-shifting strategies: minutes the new revision serves all traffic, its rollback alarms"
+        " watched, before the old tasks go (ECS allows 0 to 1440). Default 10.",
+    )
+    canary: CanaryConfig = Field(default=CanaryConfig(), description="The canary strategy's first step.")
+    linear: LinearConfig = Field(default=LinearConfig(), description="The linear strategy's steps.")
+
+    @property
+    def shifts_traffic(self) -> bool:
+        """ECS moves the listener rule between two target groups (needs the ALB's alternate group)."""
+        return self.strategy in TRAFFIC_SHIFTING_STRATEGIES
 
 
 class ServiceConfig(Model):
@@ -403,6 +448,63 @@ class ObservabilityConfig(Model):
     )
 
 
+# 100 % leaves no error budget: nothing could burn it, and no alarm could fire.
+ObjectivePercent = Annotated[float, Field(gt=0, lt=100)]
+
+
+class ServiceLevelObjective(Model):
+    availability_percent: ObjectivePercent = Field(
+        default=99.9,
+        description="Share of good events (answers without a 5xx, messages processed) over the window. Default 99.9.",
+    )
+
+
+class ApiServiceLevelObjectives(ServiceLevelObjective):
+    latency_threshold_ms: int = Field(
+        default=500,
+        ge=10,
+        le=60_000,
+        description="The latency objective's bound: requests answered within it are good. Default 500 ms.",
+    )
+    latency_percent: ObjectivePercent = Field(
+        default=95,
+        description="Share of requests answered within latencyThresholdMs: 95 makes it a p95 objective. Default 95.",
+    )
+
+
+class SloConfig(Model):
+    """`platform:slos`: the objectives the burn-rate alarms (components/slo.py) are computed from."""
+
+    window_days: int = Field(
+        default=30, ge=7, le=90, description="The SLO window, at least the slowest alarm's 3 days. Default 30."
+    )
+    api: ApiServiceLevelObjectives = ApiServiceLevelObjectives()
+    worker: ServiceLevelObjective = ServiceLevelObjective()
+    page_emails: list[Email] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Subscribed to the page topic (fast burns, the health check); tickets go to the alerts topic.",
+    )
+
+    @model_validator(mode="after")
+    def _budget_can_burn(self) -> SloConfig:
+        # A threshold at or above a ratio of 1 can never be crossed: the alarm would never fire.
+        fastest = max(BURN_RATE_WINDOWS, key=lambda pair: pair.burn_rate(self.window_days))
+        objectives = {
+            "api.availabilityPercent": self.api.availability_percent,
+            "api.latencyPercent": self.api.latency_percent,
+            "worker.availabilityPercent": self.worker.availability_percent,
+        }
+        for field_name, objective in objectives.items():
+            if fastest.threshold(objective, self.window_days) >= 1:
+                lowest = 100 * (1 - 1 / fastest.burn_rate(self.window_days))
+                raise ValueError(
+                    f"slos.{field_name}: {objective} leaves a budget the {fastest.label} burn-rate alarm"
+                    f" ({fastest.burn_rate(self.window_days):g}x) can never cross; use more than {lowest:.2f}"
+                )
+        return self
+
+
 class RecoveryConfig(Model):
     rpo_minutes: int = Field(
         default=60,
@@ -412,7 +514,23 @@ class RecoveryConfig(Model):
             " meets it (stack_config.rules.recovery_objectives)."
         ),
     )
-    rto_minutes: int = Field(default=240, ge=15, description="Recovery time objective.")
+    rto_minutes: int = Field(
+        default=240,
+        ge=15,
+        description=(
+            "Recovery time objective. Restoring the database from a backup must fit in it, at the time its"
+            " size class takes (stack_config.rules.recovery_time)."
+        ),
+    )
+    database_size_gib: int = Field(
+        default=100,
+        ge=1,
+        le=131072,
+        description=(
+            "The database's expected size, GiB: the RTO is checked against the restore time of its size class"
+            " (Aurora grows to 128 TiB). Default 100."
+        ),
+    )
     backup_schedule: str = Field(
         default="cron(0 5 * * ? *)", pattern=BACKUP_CRON_PATTERN, description="Daily at 05:00 UTC."
     )
@@ -426,6 +544,50 @@ class RecoveryConfig(Model):
         le=3650,
         description="Days S3 keeps overwritten or deleted object versions before they expire. Default 30.",
     )
+
+
+# The FIS experiments a stack can have, by name (components.chaos builds each).
+ChaosExperiment = Literal["stop-api-tasks", "aurora-failover", "cache-az-power"]
+CHAOS_EXPERIMENTS: tuple[ChaosExperiment, ...] = typing.get_args(ChaosExperiment)
+
+
+class ChaosConfig(Model):
+    """AWS FIS experiment templates against this stack's own resources, each stopped by the API's alarm."""
+
+    enabled: bool = Field(
+        default=False,
+        description=(
+            "Create the FIS experiment templates. A prod stack also needs the policy pack's opt-in"
+            " (`fis-templates-opted-in` in policy/config/prod.json)."
+        ),
+    )
+    experiments: list[ChaosExperiment] = Field(
+        default_factory=lambda: list(CHAOS_EXPERIMENTS),
+        min_length=1,
+        description=(
+            "Which templates: stop-api-tasks (stop a share of the API's tasks), aurora-failover (fail the"
+            " writer over to a reader), cache-az-power (cut power to the cache's primary AZ). Default all three."
+        ),
+    )
+    stop_task_percent: int = Field(
+        default=50,
+        ge=1,
+        le=50,
+        description=(
+            "Share of the API's tasks stop-api-tasks stops (FIS PERCENT(n)); more than half is an outage, not a"
+            " fault the service should ride out. Default 50."
+        ),
+    )
+    cache_interruption_minutes: int = Field(
+        default=5, ge=1, le=60, description="How long cache-az-power keeps the AZ's cache nodes off. Default 5."
+    )
+
+    @field_validator("experiments")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("name each experiment once")
+        return value
 
 
 class BudgetConfig(Model):
@@ -494,9 +656,11 @@ class PlatformConfig(Model):
     cache: CacheConfig = CacheConfig()
     messaging: MessagingConfig = MessagingConfig()
     observability: ObservabilityConfig = ObservabilityConfig()
+    slos: SloConfig = SloConfig()
     recovery: RecoveryConfig = RecoveryConfig()
     budget: BudgetConfig = BudgetConfig()
     app: AppConfig = AppConfig()
+    chaos: ChaosConfig = ChaosConfig()
     tags: dict[TagKey, TagValue] = Field(
         default_factory=dict, max_length=40, description="Tags on every resource (AWS allows 50)."
     )

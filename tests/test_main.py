@@ -16,7 +16,7 @@ from tests.support import REPO, by_name
 INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 # Actions AWS cannot scope to a resource: the only ones allowed a `*` resource.
 # Actions that take no resource ARN (ECS Exec: the ssmmessages channels, and the session log group lookup).
-UNSCOPABLE_PREFIXES = ("xray:", "ssmmessages:", "logs:DescribeLogGroups")
+UNSCOPABLE_PREFIXES = ("xray:", "ssmmessages:", "logs:DescribeLogGroups", "tag:GetResources")
 SECRET_LOOKING = ("PASSWORD", "SECRET", "TOKEN", "API_KEY")
 
 
@@ -102,6 +102,11 @@ def test_every_iam_statement_is_scoped_to_this_stacks_arns(plan: Plan) -> None:
     # ECS Exec's operator reaches the tasks of this stack's cluster (`task/<cluster name>/*`), which come and go.
     stack_arns |= {
         c.outputs["arn"].replace(":cluster/", ":task/") + "/*" for c in plan.of_type("aws:ecs/cluster:Cluster")
+    }
+    # FIS lists the API's tasks, which IAM authorizes on the cluster's container instances.
+    stack_arns |= {
+        c.outputs["arn"].replace(":cluster/", ":container-instance/") + "/*"
+        for c in plan.of_type("aws:ecs/cluster:Cluster")
     }
     policies = [*plan.of_type("aws:iam/rolePolicy:RolePolicy"), *plan.of_type("aws:iam/policy:Policy")]
     assert policies

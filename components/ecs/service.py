@@ -9,14 +9,14 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.alarms import CONTAINER_INSIGHTS, AlarmSet, Alerting, ServiceMetrics, query
+from components.alarms import CONTAINER_INSIGHTS, SQS, AlarmSet, Alerting, ServiceMetrics, query
 from components.ecs.autoscaling import ScaledService, autoscale
 from components.ecs.cluster import Cluster
 from components.ecs.container import ContainerSpec, ImageSource, TaskContainers, build_image
 from components.iam import Account, Statement, policy_document, service_trust_policy
 from components.load_balancer import LoadBalancer
 from components.naming import Naming, child_options
-from stack_config.schema import ServiceConfig
+from stack_config.schema import DeploymentConfig, ServiceConfig
 
 LOAD_BALANCER_GRACE_SECONDS = 60
 EXECUTION_ROLE_POLICY = "service-role/AmazonECSTaskExecutionRolePolicy"
@@ -45,6 +45,16 @@ class Dependency:
 
 
 @dataclass(frozen=True)
+class DeploymentWatch:
+    """What rolls back a deployment of a service no load balancer watches (the worker): its error ratio above
+    `error_ratio_threshold` (`error_ratio`'s query with `return_data`, per minute), or a message reaching its DLQ."""
+
+    error_ratio: Sequence[aws.cloudwatch.MetricAlarmMetricQueryArgs]
+    error_ratio_threshold: float
+    dead_letter_queue_name: pulumi.Input[str]
+
+
+@dataclass(frozen=True)
 class ServiceArgs:
     naming: Naming
     account: Account
@@ -68,6 +78,8 @@ class ServiceArgs:
     backlog_queue_name: pulumi.Input[str] | None = None
     # The tasks-below-desired alarm, when given where to send it.
     alerting: Alerting | None = None
+    # Rollback alarms of its own (with `alerting`), for a service without a load balancer's.
+    deployment_watch: DeploymentWatch | None = None
 
 
 class FargateService(pulumi.ComponentResource):
@@ -96,6 +108,12 @@ class FargateService(pulumi.ComponentResource):
         self.execution_role, self.task_role = self._roles()
         self._network_rules()
         self.task_definition = self._task_definition()
+        alarm_set = AlarmSet(self, name, args.naming, args.alerting) if args.alerting else None
+        self._rollback_alarms = (
+            rollback_alarms(alarm_set, args.service, args.deployment_watch)
+            if alarm_set and args.deployment_watch
+            else {}
+        )
         self.service = self._service()
         self.scaling_target = autoscale(
             self,
@@ -109,9 +127,7 @@ class FargateService(pulumi.ComponentResource):
                 args.backlog_queue_name,
             ),
         )
-        self.alarms = (
-            tasks_alarms(AlarmSet(self, name, args.naming, args.alerting), self.metrics) if args.alerting else {}
-        )
+        self.alarms = tasks_alarms(alarm_set, self.metrics) if alarm_set else {}
         self.register_outputs(
             {
                 "service_name": self.service.name,
@@ -253,18 +269,22 @@ class FargateService(pulumi.ComponentResource):
     def _service(self) -> aws.ecs.Service:
         args, config = self._args, self._args.config
         balancing = args.load_balancer
-        blue_green = config.deployment.strategy == "blue_green" and balancing is not None
+        shifts_traffic = config.deployment.shifts_traffic and balancing is not None
         # A deployment that makes the site fail is rolled back.
-        rollback_alarm_names = balancing.rollback_alarm_names if balancing is not None else []
+        rollback_alarm_names = (
+            balancing.rollback_alarm_names
+            if balancing is not None
+            else [alarm.name for alarm in self._rollback_alarms.values()]
+        )
         load_balancers = []
         # ECS needs the cluster's capacity providers before a strategy names them.
         waits_for: list[pulumi.Resource] = [args.cluster.capacity_providers]
         if balancing is not None and args.container.port is not None:
             advanced = None
-            if blue_green:
+            if shifts_traffic:
                 alternate = balancing.alternate_target_group
                 if alternate is None:
-                    raise ValueError(f"{args.service}: blue/green needs an alternate target group")
+                    raise ValueError(f"{args.service}: {config.deployment.strategy} needs an alternate target group")
                 infrastructure_role = self._infrastructure_role()
                 advanced = aws.ecs.ServiceLoadBalancerAdvancedConfigurationArgs(
                     alternate_target_group_arn=alternate.arn,
@@ -312,13 +332,7 @@ class FargateService(pulumi.ComponentResource):
                 if rollback_alarm_names
                 else None
             ),
-            deployment_configuration=(
-                aws.ecs.ServiceDeploymentConfigurationArgs(
-                    strategy="BLUE_GREEN", bake_time_in_minutes=str(config.deployment.bake_minutes)
-                )
-                if blue_green
-                else aws.ecs.ServiceDeploymentConfigurationArgs(strategy="ROLLING")
-            ),
+            deployment_configuration=deployment_configuration(config.deployment, shifts_traffic=shifts_traffic),
             deployment_minimum_healthy_percent=100,
             deployment_maximum_percent=200,
             wait_for_steady_state=False,
@@ -328,6 +342,7 @@ class FargateService(pulumi.ComponentResource):
         )
 
     def _infrastructure_role(self) -> aws.iam.Role:
+        # Canary and linear use the role as blue/green does; its description predates them and stays as deployed.
         return self._role(
             "deploy",
             "ecs",
@@ -355,6 +370,65 @@ class FargateService(pulumi.ComponentResource):
                 )
             )
         return role
+
+
+def deployment_configuration(
+    deployment: DeploymentConfig, *, shifts_traffic: bool
+) -> aws.ecs.ServiceDeploymentConfigurationArgs:
+    """ECS's deployment strategy: ROLLING, or BLUE_GREEN, CANARY or LINEAR where a load balancer lets ECS shift
+    traffic. The service's alarms roll back any of them, during the shift and through the bake time after it."""
+    if not shifts_traffic:
+        return aws.ecs.ServiceDeploymentConfigurationArgs(strategy="ROLLING")
+    canary = linear = None
+    if deployment.strategy == "canary":
+        canary = aws.ecs.ServiceDeploymentConfigurationCanaryConfigurationArgs(
+            canary_percent=deployment.canary.percent,
+            canary_bake_time_in_minutes=str(deployment.canary.bake_minutes),
+        )
+    elif deployment.strategy == "linear":
+        linear = aws.ecs.ServiceDeploymentConfigurationLinearConfigurationArgs(
+            step_percent=deployment.linear.step_percent,
+            step_bake_time_in_minutes=str(deployment.linear.step_bake_minutes),
+        )
+    return aws.ecs.ServiceDeploymentConfigurationArgs(
+        strategy=deployment.strategy.upper(),
+        bake_time_in_minutes=str(deployment.bake_minutes),
+        canary_configuration=canary,
+        linear_configuration=linear,
+    )
+
+
+def rollback_alarms(alarms: AlarmSet, service: str, watch: DeploymentWatch) -> dict[str, aws.cloudwatch.MetricAlarm]:
+    """A deployment whose tasks fail messages, or send any to the DLQ, is rolled back (and reported)."""
+    errors = alarms.math(
+        f"{service}-deploy-errors",
+        f"The {service} fails over {watch.error_ratio_threshold:.4g} of its messages in 3 of 5 minutes",
+        watch.error_ratio,
+        threshold=watch.error_ratio_threshold,
+        datapoints_to_alarm=3,
+    )
+    # SQS counts no NumberOfMessagesSent for what its redrive policy moves: an arrival is the DLQ's depth rising.
+    # Two periods, so DIFF has a previous point; a redrive back out (depth falling) is not an arrival.
+    arrivals = alarms.math(
+        f"{service}-dlq-arrivals",
+        f"A message of the {service}'s queue reached its dead-letter queue",
+        [
+            query(
+                "depth",
+                SQS,
+                "ApproximateNumberOfMessagesVisible",
+                {"QueueName": watch.dead_letter_queue_name},
+                "Maximum",
+            ),
+            aws.cloudwatch.MetricAlarmMetricQueryArgs(
+                id="arrivals", expression="DIFF(depth)", label="DLQ arrivals", return_data=True
+            ),
+        ],
+        threshold=0,
+        evaluation_periods=2,
+        datapoints_to_alarm=1,
+    )
+    return {"errors": errors, "dlq-arrivals": arrivals}
 
 
 def tasks_alarms(alarms: AlarmSet, metrics: ServiceMetrics) -> dict[str, aws.cloudwatch.MetricAlarm]:

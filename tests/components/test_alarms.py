@@ -297,7 +297,12 @@ def test_every_watched_resource_gets_its_alarms(watching_everything: Plan) -> No
 def test_the_program_wires_queues_database_and_cache_into_alarms(prod_plan: Plan, staging_plan: Plan) -> None:
     alerts = by_name(prod_plan, "messaging-alerts").outputs["arn"]
     prod_alarms = {a.name: a.inputs for a in prod_plan.of_type(ALARM)}
-    assert all(inputs["alarmActions"] == [alerts] for inputs in prod_alarms.values())
+    # SLO windows notify through their composites, the health check pages (tests/components/test_slo.py).
+    assert all(
+        inputs["alarmActions"] == [alerts]
+        for name, inputs in prod_alarms.items()
+        if not name.startswith(ADDED_AFTER_THE_MOVE)
+    )
     dlq_name = by_name(prod_plan, "messaging-orders-dlq").inputs["name"]
     assert prod_alarms["messaging-orders-dlq-not-empty"]["dimensions"] == {"QueueName": dlq_name}
     writer = by_name(prod_plan, "database-writer").inputs["identifier"]
@@ -320,7 +325,13 @@ OWNERS = {
     "aurora-": "database",
     "cache-": "cache",
     "orders-": "messaging",
+    "worker-deploy-errors": "worker",
+    "worker-dlq-arrivals": "worker",
+    "slo-": "slo",
+    "edge-health": "edge",
 }
+# Alarms first made after every layer owned its alarms (issue 20): none ever lived in observability.
+ADDED_AFTER_THE_MOVE = ("slo-", "edge-health")
 
 
 def test_each_alarm_lives_with_the_layer_whose_metric_it_watches(prod_plan: Plan, staging_plan: Plan) -> None:
@@ -339,6 +350,8 @@ def test_every_alarm_moved_out_of_observability_keeps_its_old_urn_as_an_alias(pr
     old_type = "platform:observability:Observability$aws:cloudwatch/metricAlarm:MetricAlarm"
     for alarm_resource in prod_plan.of_type(ALARM):
         label = alarm_resource.inputs["name"].removeprefix("platform-prod-")
+        if label.startswith(ADDED_AFTER_THE_MOVE):
+            continue
         old = f"urn:pulumi:prod::platform::{old_type}::observability-{label}"
         assert old in alarm_resource.aliases, alarm_resource.name
 

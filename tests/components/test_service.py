@@ -74,7 +74,9 @@ def test_services_run_private_without_public_ips_with_circuit_breaker(prod: Plan
     # The load balancer's own alarms: the site failing during a deployment rolls it back.
     rollback = ["platform-prod-alb-5xx", "platform-prod-target-5xx"]
     assert api["alarms"] == {"alarmNames": rollback, "enable": True, "rollback": True}
-    assert "alarms" not in resource(prod, "worker-service").inputs
+    # The worker, behind no load balancer, rolls back on alarms of its own (tests/components/test_slo.py).
+    worker = ["platform-prod-worker-deploy-errors", "platform-prod-worker-dlq-arrivals"]
+    assert resource(prod, "worker-service").inputs["alarms"] == {"alarmNames": worker, "enable": True, "rollback": True}
 
 
 def test_blue_green_only_in_prod(prod: Plan, staging: Plan) -> None:

@@ -694,6 +694,16 @@ def architecture(secure: bool) -> None:
             alarm_actions=[alerts.arn] if secure else [],
             opts=o,
         )
+    if not secure:
+        # fis-templates-opted-in: a fault experiment in a stack whose config has not opted in.
+        aws.fis.ExperimentTemplate(
+            "stop-tasks",
+            description="stop tasks",
+            role_arn="arn:aws:iam::123456789012:role/fis",
+            actions=[aws.fis.ExperimentTemplateActionArgs(name="stop", action_id="aws:ecs:stop-task")],
+            stop_conditions=[aws.fis.ExperimentTemplateStopConditionArgs(source="none")],
+            opts=o,
+        )
     if secure:
         aws.budgets.Budget(
             "budget",
