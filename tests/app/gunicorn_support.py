@@ -22,7 +22,6 @@ REPO = Path(__file__).resolve().parents[2]
 def served(database: str, prefix: str, app: str = contract.API_COMMAND[-1], **settings: str) -> Iterator[str]:
     """gunicorn running `contract.API_COMMAND` (config included; `app`: another WSGI app under the same command)
     on a free loopback port, `settings` as environment variables; yields its base URL."""
-    port = free_port()
     env = {
         **os.environ,
         contract.DB_NAME: database,
@@ -33,6 +32,15 @@ def served(database: str, prefix: str, app: str = contract.API_COMMAND[-1], **se
         contract.LOG_LEVEL: "ERROR",
         **settings,
     }
+    with gunicorn_process(app, env) as (base, _):
+        yield base
+
+
+@contextmanager
+def gunicorn_process(app: str, env: dict[str, str]) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """gunicorn as the image runs it (`contract.API_COMMAND`'s config) serving `app` on a free loopback port, once it
+    answers its health path; yields its base URL and process, and stops it unless the test already has."""
+    port = free_port()
     gunicorn = shutil.which("gunicorn", path=str(Path(os.sys.executable).parent)) or "gunicorn"  # type: ignore[attr-defined]
     cmd = [gunicorn, *contract.API_COMMAND[1:-1], "--bind", f"127.0.0.1:{port}", app]
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -48,11 +56,12 @@ def served(database: str, prefix: str, app: str = contract.API_COMMAND[-1], **se
             assert proc.poll() is None, "gunicorn exited"
             assert time.monotonic() < deadline, "gunicorn did not start"
             time.sleep(0.1)
-        yield base
+        yield base, proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(contract.GRACEFUL_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(contract.GRACEFUL_TIMEOUT_SECONDS)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

@@ -1,9 +1,7 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -13,13 +11,12 @@ import httpx
 import pytest
 
 from app import contract
-from tests.app.conftest import free_port
+from tests.app.gunicorn_support import gunicorn_process
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def test_sigterm_lets_in_flight_requests_finish_and_stops_accepting(database: str, prefix: str) -> None:
-    port = free_port()
     env = {
         **os.environ,
         contract.DB_NAME: database,
@@ -28,20 +25,7 @@ def test_sigterm_lets_in_flight_requests_finish_and_stops_accepting(database: st
         contract.GUNICORN_THREADS: "8",
         contract.LOG_LEVEL: "WARNING",
     }
-    gunicorn = shutil.which("gunicorn", path=str(Path(os.sys.executable).parent)) or "gunicorn"
-    cmd = [gunicorn, *contract.API_COMMAND[1:-1], "--bind", f"127.0.0.1:{port}", "tests.app.slow_app:application"]
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(base + contract.HEALTH_LIVE_PATH, timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "gunicorn did not start"
-            time.sleep(0.1)
+    with gunicorn_process("tests.app.slow_app:application", env) as (base, proc):
         results: list[Any] = []
 
         def call() -> None:
@@ -62,7 +46,3 @@ def test_sigterm_lets_in_flight_requests_finish_and_stops_accepting(database: st
             t.join()
         assert results == [200, 200, 200, 200]
         assert proc.wait(contract.GRACEFUL_TIMEOUT_SECONDS) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
