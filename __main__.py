@@ -49,13 +49,17 @@ stack.security.admit_distribution(edge.distribution.arn)
 compute = Cluster("compute", ClusterArgs.for_stack(stack), opts)
 watched = (load_balancer, compute, messaging, database, cache)
 observability = Observability("observability", ObservabilityArgs.for_stack(stack, SERVICES, watched), opts)
+# The SLOs read the load balancer's and the worker's metrics, not the services: made first, their fast-burn alarms
+# roll the API's deployments back and stop the FIS experiments.
+slos = ServiceLevelObjectives("slo", SloArgs.for_stack(stack, load_balancer, messaging), opts)
 services = app_services(
-    stack, AppLayers(network, app_groups, compute, observability, database, cache, messaging, load_balancer)
+    stack, AppLayers(network, app_groups, compute, observability, database, cache, messaging, load_balancer, slos)
 )
 
-# FIS experiments (staging by default), stopped by the API's rollback alarms: a seam for the SLO fast-burn alarm.
-chaos_experiments(stack, services, network=network, compute=compute, data=(database, cache), balancer=load_balancer)
-slos = ServiceLevelObjectives("slo", SloArgs.for_stack(stack, load_balancer, messaging), opts)
+# FIS experiments (staging by default), stopped by the API's rollback alarms and every service's fast burn.
+chaos_experiments(
+    stack, services, network=network, compute=compute, data=(database, cache), balancer=load_balancer, slos=slos
+)
 recovery = Recovery("recovery", RecoveryArgs.for_stack(stack), opts)
 Budget("budget", BudgetArgs.for_stack(stack, messaging), opts)
 

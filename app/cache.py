@@ -18,6 +18,7 @@ import redis
 import structlog
 
 from app import contract
+from app.bulkhead import REDIS, Bulkhead, CompartmentFull
 from app.resilience import CircuitBreaker, CircuitOpenError
 
 if TYPE_CHECKING:
@@ -25,8 +26,9 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("app.cache")
 REDIS_ERRORS: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
-# What a caller of `Cache.call` handles as "the cache is unavailable": Redis failed, or its breaker is open.
-REDIS_UNAVAILABLE: tuple[type[BaseException], ...] = (CircuitOpenError, *REDIS_ERRORS)
+# What a caller of `Cache.call` handles as "the cache is unavailable": Redis failed, its breaker is open, or its
+# compartment is full (a read then goes to the database, as when Redis is down).
+REDIS_UNAVAILABLE: tuple[type[BaseException], ...] = (CircuitOpenError, CompartmentFull, *REDIS_ERRORS)
 
 
 def redis_client(settings: Settings, *, single_connection: bool = False, **options: Any) -> redis.Redis:
@@ -53,6 +55,7 @@ class Cache:
         self.client = redis_client(settings)  # shared: pub/sub and whatever runs outside the request threads
         # Process-local: the state of Redis's own breaker cannot live in Redis.
         self.breaker = CircuitBreaker("redis", settings, None, REDIS_ERRORS)
+        self.bulkhead = Bulkhead.for_dependency(REDIS, settings)
         self._local = threading.local()
         # Weak: a client goes (and closes its connection) with the thread that made it.
         self._thread_clients: weakref.WeakSet[redis.Redis] = weakref.WeakSet()
@@ -77,8 +80,13 @@ class Cache:
         return None if self.breaker.state == "open" else self.thread_client()
 
     def call(self, fn: Callable[[redis.Redis], Any]) -> Any:
-        """Run one Redis command through the breaker; raises CircuitOpenError or a Redis error."""
-        return self.breaker.call(lambda: fn(self.thread_client()))
+        """Run one Redis command through the breaker and the compartment; raises CircuitOpenError,
+        CompartmentFull (not a failure of Redis: the breaker does not count it) or a Redis error."""
+        return self.breaker.call(lambda: self._in_compartment(fn))
+
+    def _in_compartment(self, fn: Callable[[redis.Redis], Any]) -> Any:
+        with self.bulkhead:
+            return fn(self.thread_client())
 
     def get_json(self, key: str) -> tuple[bool, Any]:
         """(hit, value); a miss when Redis is unavailable."""

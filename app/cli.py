@@ -1,17 +1,19 @@
-"""`app` console script: a command group (migrate, relay, serve, worker, dlq redrive)."""
+"""`app` console script: a command group (migrate, relay, serve, worker, dlq redrive, dlq settle)."""
 
 from __future__ import annotations
 
 import os
 import signal
 import threading
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from app import contract
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from app.settings import Settings
 
 cli = typer.Typer(help="The bundled API's commands.", no_args_is_help=True, add_completion=False)
@@ -32,18 +34,10 @@ def migrate() -> None:
 
 @cli.command()
 def relay() -> None:
-    """Publish outbox rows to SQS until SIGTERM/SIGINT."""
-    from app.observability import configure_logging, configure_tracing  # noqa: PLC0415
+    """Publish outbox rows to the SNS events topic until SIGTERM/SIGINT."""
     from app.outbox import Relay  # noqa: PLC0415
-    from app.settings import load_settings  # noqa: PLC0415
 
-    settings = load_settings()
-    configure_logging(settings.log_level)
-    configure_tracing(settings)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    Relay(settings, stop).run()
+    _run_until_stopped("relay", Relay)
 
 
 @cli.command()
@@ -58,8 +52,15 @@ def serve(
 @cli.command()
 def worker() -> None:
     """Consume the order queue until SIGTERM/SIGINT, then drain and exit within the stop timeout."""
-    from app.observability import configure_logging, configure_tracing  # noqa: PLC0415
     from app.worker import Worker  # noqa: PLC0415
+
+    _run_until_stopped("worker", Worker)
+
+
+def _run_until_stopped(command: str, make: Callable[[Settings, threading.Event], Any]) -> None:
+    """Build the long-running process from the settings and run it until SIGTERM/SIGINT; a setting it cannot
+    start without (its ValueError) is a one-line error and exit status 2, not a traceback."""
+    from app.observability import configure_logging, configure_tracing  # noqa: PLC0415
 
     settings = _settings_or_exit()
     configure_logging(settings.log_level)
@@ -68,11 +69,11 @@ def worker() -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        consumer = Worker(settings, stop)
+        process = make(settings, stop)
     except ValueError as exc:
-        typer.echo(f"app worker: {exc}", err=True)
+        typer.echo(f"app {command}: {exc}", err=True)
         raise typer.Exit(2) from None
-    consumer.run()
+    process.run()
 
 
 dlq = typer.Typer(help="The dead-letter queue.", no_args_is_help=True)
@@ -115,9 +116,29 @@ def redrive(
     except RedriveError as exc:
         typer.echo(f"app dlq redrive: {exc}", err=True)
         raise typer.Exit(2) from None
-    typer.echo(f"moved {report.moved} skipped {report.skipped} failed {report.failed} by type {report.by_type}")
+    typer.echo(
+        f"moved {report.moved} skipped {report.skipped} settled {report.settled} failed {report.failed}"
+        f" by type {report.by_type}"
+    )
     if report.failed:
         raise typer.Exit(1)
+
+
+@dlq.command()
+def settle() -> None:
+    """Compensate the order of every order event in the DLQ (stock released, FAILED) and delete it."""
+    from app.dlq import RedriveError  # noqa: PLC0415
+    from app.dlq import settle as run  # noqa: PLC0415
+    from app.observability import configure_logging  # noqa: PLC0415
+
+    settings = _settings_or_exit()
+    configure_logging("WARNING")
+    try:
+        report = run(settings)
+    except RedriveError as exc:
+        typer.echo(f"app dlq settle: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"compensated {report.compensated} already settled {report.settled} left {report.left}")
 
 
 def _settings_or_exit() -> Settings:

@@ -6,6 +6,7 @@ psycopg, boto3 or anything else heavy, and must have no side effects.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Final
 
@@ -41,6 +42,14 @@ IDEMPOTENCY_KEY_TTL_SECONDS: Final = 24 * 3600
 OUTBOX_BATCH_SIZE: Final = 10
 # Receives before SQS moves a message to its DLQ (the stack's default `maxReceiveCount`).
 MAX_RECEIVE_COUNT: Final = 3
+# The domain events the orders worker consumes: the events topic's subscription of the orders queue filters on
+# the `event_type` message attribute with exactly these (components/messaging.py), and app/events.py parses them.
+ORDER_EVENT_TYPES: Final[tuple[str, ...]] = ("order.placed", "order.created")
+# The orders subscription's filter policy (scope MessageAttributes): only these event types reach the queue.
+ORDER_EVENTS_FILTER_POLICY: Final = json.dumps({"event_type": list(ORDER_EVENT_TYPES)}, separators=(",", ":"))
+# The longest an order waits on an open notification breaker (from its event's occurred_at) before the worker
+# compensates it (stock released, FAILED): the default of NOTIFY_DEFER_LIMIT_SECONDS.
+NOTIFY_DEFER_LIMIT_SECONDS_DEFAULT: Final = 3600
 
 # Container commands (exec form). The image's entry point is gunicorn; the other commands override it.
 API_COMMAND: Final[tuple[str, ...]] = (
@@ -98,6 +107,7 @@ REDIS_AUTH_TOKEN: Final = "REDIS_AUTH_TOKEN"  # noqa: S105
 REDIS_TLS: Final = "REDIS_TLS"
 REDIS_KEY_PREFIX: Final = "REDIS_KEY_PREFIX"
 QUEUE_URL: Final = "QUEUE_URL"
+EVENTS_TOPIC_ARN: Final = "EVENTS_TOPIC_ARN"
 AWS_REGION: Final = "AWS_REGION"
 AWS_ENDPOINT_URL: Final = "AWS_ENDPOINT_URL"
 ADMIN_TOKEN: Final = "ADMIN_TOKEN"  # noqa: S105
@@ -121,6 +131,27 @@ WORKER_IN_FLIGHT: Final = "WORKER_IN_FLIGHT"
 WORKER_POLL_SECONDS: Final = "WORKER_POLL_SECONDS"
 WORKER_RETRY_BASE_SECONDS: Final = "WORKER_RETRY_BASE_SECONDS"
 JOB_TIMEOUT_SECONDS: Final = "JOB_TIMEOUT_SECONDS"
+NOTIFY_DEFER_LIMIT_SECONDS: Final = "NOTIFY_DEFER_LIMIT_SECONDS"
+# Bulkheads (app/bulkhead.py): slots per dependency per process, and how long a call may wait for one.
+BULKHEAD_DB_WRITER: Final = "BULKHEAD_DB_WRITER"
+BULKHEAD_DB_READER: Final = "BULKHEAD_DB_READER"
+BULKHEAD_REDIS: Final = "BULKHEAD_REDIS"
+BULKHEAD_SQS: Final = "BULKHEAD_SQS"
+BULKHEAD_NOTIFICATIONS: Final = "BULKHEAD_NOTIFICATIONS"
+BULKHEAD_WAIT_MS: Final = "BULKHEAD_WAIT_MS"
+# The stack config's compartment fields (`services.compartments.<service>`) and the settings they are passed as.
+BULKHEAD_SETTINGS: Final[dict[str, str]] = {
+    "db_writer": BULKHEAD_DB_WRITER,
+    "db_reader": BULKHEAD_DB_READER,
+    "redis": BULKHEAD_REDIS,
+    "sqs": BULKHEAD_SQS,
+    "notifications": BULKHEAD_NOTIFICATIONS,
+    "wait_ms": BULKHEAD_WAIT_MS,
+}
+# The app's defaults the stack does not override, which the compartments are sized against.
+GUNICORN_THREADS_DEFAULT: Final = 8
+WORKER_IN_FLIGHT_DEFAULT: Final = 20
+DB_POOL_MAX_DEFAULT: Final = 10
 
 SETTINGS: Final[tuple[Setting, ...]] = (
     Setting(DB_WRITER_HOST, False, "Writer endpoint (RDS Proxy / Aurora cluster endpoint)", True),
@@ -144,7 +175,8 @@ SETTINGS: Final[tuple[Setting, ...]] = (
     Setting(REDIS_AUTH_TOKEN, True, "ElastiCache AUTH token (Secrets Manager)"),
     Setting(REDIS_TLS, False, "true to use TLS to Redis (ElastiCache in-transit encryption)"),
     Setting(REDIS_KEY_PREFIX, False, "Prefix of every Redis key and channel the app uses"),
-    Setting(QUEUE_URL, False, "SQS queue URL the outbox relay publishes to", True),
+    Setting(QUEUE_URL, False, "SQS queue URL the worker consumes (the events topic's orders subscription)", True),
+    Setting(EVENTS_TOPIC_ARN, False, "SNS events topic the outbox relay publishes domain events to (relay)"),
     Setting(AWS_REGION, False, "AWS region"),
     Setting(AWS_ENDPOINT_URL, False, "Endpoint override for SQS/Secrets Manager (moto locally); unset in AWS"),
     Setting(ADMIN_TOKEN, True, "Admin bearer token (ECS fills it from Secrets Manager)"),
@@ -177,6 +209,17 @@ SETTINGS: Final[tuple[Setting, ...]] = (
     Setting(WORKER_POLL_SECONDS, False, "Worker: SQS long-poll wait (20; 0-20)"),
     Setting(WORKER_RETRY_BASE_SECONDS, False, "Worker: first retry delay of a failed message, doubled per receive"),
     Setting(JOB_TIMEOUT_SECONDS, False, "Worker: longest a message may take; visibility is extended up to it (90)"),
+    Setting(
+        NOTIFY_DEFER_LIMIT_SECONDS,
+        False,
+        "Worker: longest an order waits on an open notification breaker before it is compensated (3600)",
+    ),
+    Setting(BULKHEAD_DB_WRITER, False, "Concurrent calls on the database writer per process; more are shed"),
+    Setting(BULKHEAD_DB_READER, False, "Concurrent calls on the database reader per process; more are shed"),
+    Setting(BULKHEAD_REDIS, False, "Concurrent Redis calls per process; more fall back to the database"),
+    Setting(BULKHEAD_SQS, False, "Concurrent SQS sends per process; more wait in the outbox"),
+    Setting(BULKHEAD_NOTIFICATIONS, False, "Worker: concurrent provider calls; more go back to the queue"),
+    Setting(BULKHEAD_WAIT_MS, False, "Longest a call waits for a slot of its dependency's compartment (ms)"),
 )
 
 SETTING_NAMES: Final[frozenset[str]] = frozenset(s.name for s in SETTINGS)
@@ -221,6 +264,9 @@ METRIC_NOTIFICATION_BREAKER_OPEN: Final = AppMetric(
 METRIC_BREAKER_TRANSITIONS: Final = AppMetric(
     "BreakerTransitions", "Count", BREAKER_DIMENSIONS, "A circuit breaker changed state (per breaker and new state)"
 )
+METRIC_BULKHEAD_REJECTED: Final = AppMetric(
+    "BulkheadRejected", "Count", ("Dependency",), "A call shed because its dependency's compartment was full"
+)
 
 APP_METRICS: Final[tuple[AppMetric, ...]] = (
     METRIC_REQUEST_LATENCY,
@@ -233,6 +279,7 @@ APP_METRICS: Final[tuple[AppMetric, ...]] = (
     METRIC_QUEUE_LAG,
     METRIC_NOTIFICATION_BREAKER_OPEN,
     METRIC_BREAKER_TRANSITIONS,
+    METRIC_BULKHEAD_REJECTED,
 )
 
 assert GRACEFUL_TIMEOUT_SECONDS < STOP_TIMEOUT_SECONDS

@@ -17,6 +17,7 @@ import structlog
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from app.bulkhead import DB_READER, DB_WRITER, Bulkhead
 from app.db_login import master_login
 from app.resilience import CircuitBreaker, CircuitOpenError, retrying
 
@@ -42,8 +43,17 @@ POOL_MAX_LIFETIME_SECONDS = 1800.0
 POOL_MAX_IDLE_SECONDS = 600.0
 
 
-def _mark_returned(conn: psycopg.Connection[Any]) -> None:
-    conn._app_returned_at = time.monotonic()  # type: ignore[attr-defined]
+@contextmanager
+def _lease(pool: ConnectionPool) -> Iterator[psycopg.Connection[dict[str, Any]]]:
+    """A pool connection with dict rows, stamped healthy when the block ends without an error.
+
+    The stamp is set here rather than in the pool's `reset` hook: with a hook, psycopg_pool hands every returned
+    connection to its worker thread, a thread hand-off (and a GIL round) per query on the order path.
+    """
+    with pool.connection() as conn:
+        conn.row_factory = dict_row  # type: ignore[assignment]
+        yield conn  # type: ignore[misc]
+        conn._app_returned_at = time.monotonic()  # type: ignore[attr-defined]
 
 
 def _check_if_idle(conn: psycopg.Connection[Any]) -> None:
@@ -67,13 +77,19 @@ class Database:
         self.writer = self._pool("writer", settings.db_writer_host)
         self.reader = self._pool("reader", settings.db_reader_host) if settings.db_reader_host else None
         self.reader_breaker = CircuitBreaker("db-reader", settings, redis_client, DB_ERRORS)
+        # A full compartment raises CompartmentFull (503), the reader's too: falling back to the writer would
+        # hand a saturated reader's load to the writer's compartment, starving the orders it exists to keep.
+        self.writer_bulkhead = Bulkhead.for_dependency(DB_WRITER, settings)
+        self.reader_bulkhead = Bulkhead.for_dependency(DB_READER, settings)
 
     def _pool(self, name: str, host: str) -> ConnectionPool:
         settings = self.settings
 
         def sign_in() -> dict[str, Any]:
             # Called for each new connection, so each gets a current IAM token (or the password).
-            return {**settings.conninfo(host), "autocommit": False}
+            # Autocommit: a lone statement is its own transaction (one round trip, no BEGIN or COMMIT), and the
+            # blocks that need several statements to commit together open one with `conn.transaction()`.
+            return {**settings.conninfo(host), "autocommit": True}
 
         return ConnectionPool(
             kwargs=sign_in,
@@ -83,7 +99,6 @@ class Database:
             name=name,
             open=False,
             check=_check_if_idle,
-            reset=_mark_returned,
             reconnect_timeout=60,
             max_lifetime=POOL_MAX_LIFETIME_SECONDS,
             max_idle=POOL_MAX_IDLE_SECONDS,
@@ -111,42 +126,35 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:
         """A writer transaction: committed on success, rolled back on error."""
-        with self.writer.connection() as conn:
-            conn.row_factory = dict_row  # type: ignore[assignment]
-            yield conn  # type: ignore[misc]
+        with self.writer_bulkhead, _lease(self.writer) as conn, conn.transaction():
+            yield conn
 
     def execute(self, sql: LiteralString, params: dict[str, Any] | tuple[Any, ...]) -> list[dict[str, Any]]:
         """One statement on the writer as its own transaction; returns its rows (none for a plain write).
 
         In autocommit the statement is the transaction: one round trip instead of BEGIN, statement, COMMIT.
         """
-        with self.writer.connection() as conn:
-            conn.row_factory = dict_row  # type: ignore[assignment]
-            conn.autocommit = True
-            try:
-                cur = conn.execute(sql, params)
-                return cur.fetchall() if cur.description else []  # type: ignore[return-value]
-            finally:
-                if not conn.broken:  # a broken one is discarded by the pool
-                    conn.autocommit = False
+        with self.writer_bulkhead, _lease(self.writer) as conn:
+            cur = conn.execute(sql, params)
+            return cur.fetchall() if cur.description else []
 
     def read(self, fn: Callable[[psycopg.Connection[dict[str, Any]]], T], *, fresh: bool = False) -> T:
         """Run an idempotent read: on the reader unless `fresh`, falling back to the writer; retried."""
 
-        def on(pool: ConnectionPool) -> T:
-            with pool.connection() as conn:
-                conn.row_factory = dict_row  # type: ignore[assignment]
-                return fn(conn)  # type: ignore[arg-type]
+        def on(pool: ConnectionPool, bulkhead: Bulkhead) -> T:
+            # One transaction: a read of several statements sees one snapshot.
+            with bulkhead, _lease(pool) as conn, conn.transaction():
+                return fn(conn)
 
         if not fresh and self.reader is not None:
             reader = self.reader
             try:
-                return self.reader_breaker.call(lambda: on(reader))
+                return self.reader_breaker.call(lambda: on(reader, self.reader_bulkhead))
             except READER_UNAVAILABLE as exc:
                 log.info("reader_fallback_to_writer", reason=type(exc).__name__)
         for attempt in retrying(DB_ERRORS, attempts=3):
             with attempt:
-                return on(self.writer)
+                return on(self.writer, self.writer_bulkhead)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def ping(self, *, reader: bool = False) -> None:

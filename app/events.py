@@ -14,7 +14,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-ORDER_EVENT_TYPES: frozenset[str] = frozenset({"order.placed", "order.created"})
+from app import contract
+
+ORDER_EVENT_TYPES: frozenset[str] = frozenset(contract.ORDER_EVENT_TYPES)
 
 
 class InvalidMessage(Exception):

@@ -19,6 +19,7 @@ from urllib3.exceptions import HTTPError as TransportError
 from urllib3.util import parse_url
 
 from app import contract
+from app.bulkhead import NOTIFICATIONS, Bulkhead
 from app.resilience import CircuitBreaker, retrying
 
 if TYPE_CHECKING:
@@ -52,6 +53,8 @@ class Notifier:
         self.url = settings.notification_url
         self.attempts = attempts
         self.breaker = CircuitBreaker("notifications", settings, redis_client, NOTIFY_ERRORS)
+        # Held for a whole send, retries and their backoff included: that is how long the thread is taken.
+        self.bulkhead = Bulkhead.for_dependency(NOTIFICATIONS, settings)
         headers = {"User-Agent": "app-worker", "Content-Type": "application/json"}
         key = settings.notification_api_key.get_secret_value()
         if key:
@@ -91,12 +94,14 @@ class Notifier:
             raise NotificationRejected(f"provider answered {resp.status}")
 
     def send(self, idempotency_key: str, payload: dict[str, Any]) -> None:
-        """Deliver one notification; raises CircuitOpenError, NotificationFailed or NotificationRejected."""
+        """Deliver one notification; raises CircuitOpenError, CompartmentFull, NotificationFailed or
+        NotificationRejected."""
         if not self.enabled:
             return
-        for attempt in self._retrying:
-            with attempt:
-                self.breaker.call(lambda: self._post(idempotency_key, payload))
+        with self.bulkhead:
+            for attempt in self._retrying:
+                with attempt:
+                    self.breaker.call(lambda: self._post(idempotency_key, payload))
 
     def close(self) -> None:
         if self._pool is not None:

@@ -1,10 +1,15 @@
-"""The outbox relay: publishes committed outbox rows to SQS in batches of 10.
+"""The outbox relay: publishes committed outbox rows to the SNS events topic in batches of 10.
+
+The topic fans each event out to its subscribers: the orders queue (raw message delivery, so the worker gets
+the event body and its message attributes as SQS message attributes; a filter policy on `event_type` admits
+the events the worker handles) and any future one. `PublishBatch` takes at most 10 entries
+(`contract.OUTBOX_BATCH_SIZE`); raw delivery to SQS passes at most 10 message attributes (we send 4).
 
 Several relays can run at once: each batch is claimed with `FOR UPDATE SKIP LOCKED`, sent, and marked
 published in the same transaction, so no row is published by two relays. It sleeps on PostgreSQL
-`LISTEN outbox` (the insert trigger NOTIFYs) with a slow periodic sweep as a safety net. When SQS is down
-the SQS breaker opens, the transaction rolls back, rows wait, and they go out after recovery. Delivery is
-at-least-once in the worst case (SQS accepted a batch and the commit then failed): every message carries
+`LISTEN outbox` (the insert trigger NOTIFYs) with a slow periodic sweep as a safety net. When SNS is down
+the breaker opens, the transaction rolls back, rows wait, and they go out after recovery. Delivery is
+at-least-once in the worst case (SNS accepted a batch and the commit then failed): every message carries
 its UUID v4 `message_id` for consumers to deduplicate, the request's `correlation_id` and, when the request
 had one, its W3C `traceparent`, so the consumer's span links to the request that caused it.
 """
@@ -22,6 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from psycopg.rows import dict_row
 
 from app import aws, contract
+from app.bulkhead import SQS, Bulkhead, CompartmentFull
 from app.cache import Cache
 from app.resilience import CircuitBreaker, CircuitOpenError
 
@@ -30,7 +36,8 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("app.outbox")
 SQS_ERRORS: tuple[type[BaseException], ...] = (BotoCoreError, ClientError)
-SQS_UNAVAILABLE: tuple[type[BaseException], ...] = (CircuitOpenError, *SQS_ERRORS)
+# SQS failed, its breaker is open or its compartment is full: the transaction rolls back and the rows wait.
+SQS_UNAVAILABLE: tuple[type[BaseException], ...] = (CircuitOpenError, CompartmentFull, *SQS_ERRORS)
 SWEEP_SECONDS = 5.0
 
 
@@ -38,11 +45,15 @@ class Relay:
     def __init__(self, settings: Settings, stop: threading.Event | None = None, cache: Cache | None = None) -> None:
         self.settings = settings
         self.stop = stop or threading.Event()
-        self.sqs = aws.client("sqs", settings)
+        if not settings.events_topic_arn:
+            raise ValueError(f"{contract.EVENTS_TOPIC_ARN} is not set: the relay publishes to the events topic")
+        self.sns = aws.client("sns", settings)
         self.cache = cache or Cache(settings)
         self.breaker = CircuitBreaker("sqs", settings, self.cache.available_client, SQS_ERRORS)
+        self.bulkhead = Bulkhead.for_dependency(SQS, settings)
         self.published = 0
-        self._fifo = settings.queue_url.endswith(".fifo")
+        # A FIFO topic (it fans out to FIFO queues) orders by group and deduplicates by id, as a FIFO queue does.
+        self._fifo = settings.events_topic_arn.endswith(".fifo")
 
     def _connect(self) -> psycopg.Connection[dict[str, Any]]:
         return psycopg.connect(**self.settings.conninfo(self.settings.db_writer_host), row_factory=dict_row)  # type: ignore[arg-type]
@@ -59,7 +70,7 @@ class Relay:
         }
         entry: dict[str, Any] = {
             "Id": message_id,
-            "MessageBody": json.dumps(body, separators=(",", ":")),
+            "Message": json.dumps(body, separators=(",", ":")),
             "MessageAttributes": {
                 "message_id": {"DataType": "String", "StringValue": message_id},
                 "correlation_id": {"DataType": "String", "StringValue": row["correlation_id"]},
@@ -75,7 +86,7 @@ class Relay:
         return entry
 
     def publish_batch(self, conn: psycopg.Connection[dict[str, Any]]) -> int:
-        """Publish up to 10 rows; returns how many were published. Raises on SQS failure (rows wait)."""
+        """Publish up to 10 rows; returns how many were published. Raises on SNS failure (rows wait)."""
         with conn.transaction():
             rows = conn.execute(
                 "SELECT id, aggregate_id, event_type, payload, correlation_id, traceparent, created_at FROM outbox"
@@ -85,9 +96,12 @@ class Relay:
             if not rows:
                 return 0
             entries = [self._entry(r) for r in rows]
-            resp = self.breaker.call(
-                lambda: self.sqs.send_message_batch(QueueUrl=self.settings.queue_url, Entries=entries)
-            )
+            with self.bulkhead:
+                resp = self.breaker.call(
+                    lambda: self.sns.publish_batch(
+                        TopicArn=self.settings.events_topic_arn, PublishBatchRequestEntries=entries
+                    )
+                )
             ok = [e["Id"] for e in resp.get("Successful", [])]
             for failed in resp.get("Failed", []):
                 log.warning("outbox_entry_failed", message_id=failed.get("Id"), code=failed.get("Code"))
@@ -110,7 +124,7 @@ class Relay:
             conn.execute("DELETE FROM idempotency_keys WHERE expires_at < now()")
 
     def run(self) -> None:
-        log.info("relay_started", queue_url=self.settings.queue_url)
+        log.info("relay_started", topic_arn=self.settings.events_topic_arn)
         backoff = 0.5
         last_purge = 0.0
         while not self.stop.is_set():

@@ -37,6 +37,8 @@ KINDS: dict[str, str] = {
     "bad-request": "The request is not well-formed HTTP the API can read.",
     "rate-limited": "Too many requests from this client; retry after `Retry-After` seconds.",
     "unavailable": "A backing service is unavailable; retry after `Retry-After` seconds.",
+    "dependency-saturated": "A backing service is saturated: every call this process allows it at once is in "
+    "progress, so the request was refused at once rather than queued; retry after `Retry-After` seconds.",
     "internal-error": "An unexpected error; the `X-Request-Id` header finds it in the logs.",
 }
 

@@ -27,7 +27,7 @@ class Settings(BaseSettings):
     db_user: str = Field("postgres", validation_alias=_env(c.DB_USER))
     db_password: SecretStr = Field(SecretStr(""), validation_alias=_env(c.DB_PASSWORD))
     db_sslmode: str = Field("prefer", validation_alias=_env(c.DB_SSLMODE))
-    db_pool_max: int = Field(10, ge=1, validation_alias=_env(c.DB_POOL_MAX))
+    db_pool_max: int = Field(c.DB_POOL_MAX_DEFAULT, ge=1, validation_alias=_env(c.DB_POOL_MAX))
     db_login: str = Field(c.DB_LOGIN_PASSWORD, validation_alias=_env(c.DB_LOGIN))
     db_migration_host: str = Field("", validation_alias=_env(c.DB_MIGRATION_HOST))
     db_migration_master_arn: str = Field("", validation_alias=_env(c.DB_MIGRATION_MASTER_ARN))
@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     redis_tls: bool = Field(False, validation_alias=_env(c.REDIS_TLS))
     redis_key_prefix: str = Field("app:", validation_alias=_env(c.REDIS_KEY_PREFIX))
     queue_url: str = Field("", validation_alias=_env(c.QUEUE_URL))
+    events_topic_arn: str = Field("", validation_alias=_env(c.EVENTS_TOPIC_ARN))
     aws_region: str = Field("us-east-1", validation_alias=_env(c.AWS_REGION))
     aws_endpoint_url: str = Field("", validation_alias=_env(c.AWS_ENDPOINT_URL))
     admin_token: SecretStr = Field(SecretStr(""), validation_alias=_env(c.ADMIN_TOKEN))
@@ -49,15 +50,26 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", validation_alias=_env(c.LOG_LEVEL))
     metrics_namespace: str = Field("App", validation_alias=_env(c.METRICS_NAMESPACE))
     web_concurrency: int = Field(2, ge=1, validation_alias=_env(c.WEB_CONCURRENCY))
-    gunicorn_threads: int = Field(8, ge=1, validation_alias=_env(c.GUNICORN_THREADS))
+    gunicorn_threads: int = Field(c.GUNICORN_THREADS_DEFAULT, ge=1, validation_alias=_env(c.GUNICORN_THREADS))
     port: int = Field(c.API_PORT, validation_alias=_env(c.PORT))
     notification_url: str = Field("", validation_alias=_env(c.NOTIFICATION_URL))
     notification_api_key: SecretStr = Field(SecretStr(""), validation_alias=_env(c.NOTIFICATION_API_KEY))
     dead_letter_queue_url: str = Field("", validation_alias=_env(c.DEAD_LETTER_QUEUE_URL))
-    worker_in_flight: int = Field(20, ge=1, le=200, validation_alias=_env(c.WORKER_IN_FLIGHT))
+    worker_in_flight: int = Field(c.WORKER_IN_FLIGHT_DEFAULT, ge=1, le=200, validation_alias=_env(c.WORKER_IN_FLIGHT))
     worker_poll_seconds: int = Field(20, ge=0, le=20, validation_alias=_env(c.WORKER_POLL_SECONDS))
     worker_retry_base_seconds: float = Field(5.0, ge=0, le=900, validation_alias=_env(c.WORKER_RETRY_BASE_SECONDS))
     job_timeout_seconds: int = Field(90, ge=1, le=43200, validation_alias=_env(c.JOB_TIMEOUT_SECONDS))
+    notify_defer_limit_seconds: int = Field(
+        c.NOTIFY_DEFER_LIMIT_SECONDS_DEFAULT, ge=0, le=1209600, validation_alias=_env(c.NOTIFY_DEFER_LIMIT_SECONDS)
+    )
+    # Bulkheads: the stack sets them per service (stack_config `services.compartments`); these defaults are the
+    # API's (6 of its 8 threads per database pool and for Redis) and the worker's provider share (16 of 20).
+    bulkhead_db_writer: int = Field(6, ge=1, le=1000, validation_alias=_env(c.BULKHEAD_DB_WRITER))
+    bulkhead_db_reader: int = Field(6, ge=1, le=1000, validation_alias=_env(c.BULKHEAD_DB_READER))
+    bulkhead_redis: int = Field(6, ge=1, le=1000, validation_alias=_env(c.BULKHEAD_REDIS))
+    bulkhead_sqs: int = Field(4, ge=1, le=1000, validation_alias=_env(c.BULKHEAD_SQS))
+    bulkhead_notifications: int = Field(16, ge=1, le=1000, validation_alias=_env(c.BULKHEAD_NOTIFICATIONS))
+    bulkhead_wait_ms: int = Field(200, ge=0, le=1000, validation_alias=_env(c.BULKHEAD_WAIT_MS))
 
     # Not environment-driven: tuning knobs tests may override when constructing Settings directly.
     outbound_timeout: float = c.OUTBOUND_TIMEOUT_SECONDS

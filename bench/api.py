@@ -58,6 +58,7 @@ from app.checkout import PLACE_ORDER  # noqa: E402
 from app.data import migrate  # noqa: E402
 from app.near_cache import NearCache  # noqa: E402
 from app.settings import Settings  # noqa: E402
+from platformctl.procstat import connections_per_worker, idle_ticks, processes, ticks  # noqa: E402
 
 PRODUCTS = 10_000
 GET_CONNS = 32
@@ -131,63 +132,6 @@ async def _conn_loop(
         writer.close()
 
 
-def _stat(pid: int | str) -> tuple[str, list[str]] | None:
-    """A process's command name and the fields of /proc/PID/stat after it; None once it has gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            head, _, rest = f.read().rpartition(")")
-    except OSError:
-        return None
-    return head.partition("(")[2], rest.split()
-
-
-def _ticks(pid: int) -> int:
-    """User + system CPU ticks of one process (0 once it has gone)."""
-    stat = _stat(pid)
-    return int(stat[1][11]) + int(stat[1][12]) if stat else 0
-
-
-def _processes() -> list[tuple[int, int, str]]:
-    """(pid, parent pid, command name) of every process."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and (stat := _stat(entry)):
-            found.append((int(entry), int(stat[1][1]), stat[0]))
-    return found
-
-
-def _idle_ticks() -> int:
-    with open("/proc/stat") as f:
-        fields = f.readline().split()[1:]
-    return int(fields[3]) + int(fields[4])  # idle + iowait
-
-
-def _connections_per_worker(port: int, workers: list[int]) -> list[int]:
-    """Established connections to `port` held by each worker (socket inodes in /proc/net/tcp and fd links)."""
-    inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table) as f:
-                rows = f.read().splitlines()[1:]
-        except OSError:
-            continue
-        for row in rows:
-            cols = row.split()
-            if int(cols[1].rsplit(":", 1)[1], 16) == port and cols[3] == "01":
-                inodes.add(cols[9])
-    counts = []
-    for pid in workers:
-        n = 0
-        try:
-            for fd in os.listdir(f"/proc/{pid}/fd"):
-                link = os.readlink(f"/proc/{pid}/fd/{fd}")
-                n += link.startswith("socket:[") and link[8:-1] in inodes
-        except OSError:
-            pass
-        counts.append(n)
-    return sorted(counts)
-
-
 @dataclass
 class CpuMeter:
     """Where a phase's CPU time goes, per request: the server's workers, Redis, PostgreSQL, this client, idle."""
@@ -199,7 +143,7 @@ class CpuMeter:
     spread: list[list[int]] = field(default_factory=list)
 
     def _groups(self) -> dict[str, list[int]]:
-        procs = _processes()
+        procs = processes()
         server = self.server.pid if self.server else -1
         return {
             "gunicorn": [pid for pid, ppid, _ in procs if ppid == server],
@@ -209,15 +153,15 @@ class CpuMeter:
         }
 
     def _snapshot(self, groups: dict[str, list[int]]) -> dict[str, int]:
-        snap = {name: sum(_ticks(pid) for pid in pids) for name, pids in groups.items()}
-        snap["idle"] = _idle_ticks()
+        snap = {name: sum(ticks(pid) for pid in pids) for name, pids in groups.items()}
+        snap["idle"] = idle_ticks()
         return snap
 
     def measure_call(self, run: Callable[[], Stats], seconds: float = 1.0) -> Stats:
         groups = self._groups()
         before = self._snapshot(groups)
         sample = threading.Timer(
-            min(1.0, seconds / 2), lambda: self.spread.append(_connections_per_worker(self.port, groups["gunicorn"]))
+            min(1.0, seconds / 2), lambda: self.spread.append(connections_per_worker(self.port, groups["gunicorn"]))
         )
         if self.server:
             sample.start()

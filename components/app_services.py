@@ -33,7 +33,8 @@ from components.load_balancer import LoadBalancer
 from components.messaging import Messaging
 from components.network import Network
 from components.observability import Observability
-from components.slo import fastest_burn_threshold, worker_availability
+from components.slo import ServiceLevelObjectives, fastest_burn_threshold, worker_availability
+from stack_config.schema import ApiCompartments, WorkerCompartments
 
 # The uid:gid the image's non-root user runs as (app/Dockerfile).
 APP_USER = "10001:10001"
@@ -59,6 +60,8 @@ class AppLayers:
     cache: Cache
     messaging: Messaging
     load_balancer: LoadBalancer
+    # The SLOs' fast-burn alarms roll the API's deployments back too.
+    slos: ServiceLevelObjectives | None = None
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,6 @@ def app_services(stack: StackContext, layers: AppLayers) -> AppServices:
             database.grant_connect(),
             # The init container's `app migrate` signs in as the master user with the secret's current password.
             database.grant_read_master_login(),
-            *messaging.grant_send(queue),
             security.grant_read(ADMIN_SECRET, "ReadAdminToken"),
             security.grant_decrypt("data"),
         ],
@@ -94,13 +96,16 @@ def app_services(stack: StackContext, layers: AppLayers) -> AppServices:
         # Its init container migrates as the master user on Aurora's writer, which the proxy would not admit.
         own_data_stores=[Dependency("aurora-writer", database.security_group.id, database.port)],
         load_balancer=layers.load_balancer,
+        extra_rollback_alarm_names=[alarm.name for alarm in layers.slos.fast_burn_alarms("api")] if layers.slos else [],
+        fault_injection=stack.config.chaos.enabled and "database-latency" in stack.config.chaos.experiments,
     )
     worker = _service(
         stack,
         layers,
         "worker",
         _worker_container(stack, layers, notification),
-        statements=[database.grant_connect(), *messaging.grant_consume(queue)],
+        # The outbox relay rides in the worker's task: it publishes to the events topic, never to a queue.
+        statements=[database.grant_connect(), *messaging.grant_consume(queue), *messaging.grant_publish()],
         own_secrets=[notification] if notification else [],
         backlog_queue_name=messaging.queues[queue].name,
         deployment_watch=_worker_deployment_watch(stack, messaging.dead_letter_queues[queue].name),
@@ -130,6 +135,8 @@ def _service(
     load_balancer: LoadBalancer | None = None,
     backlog_queue_name: pulumi.Input[str] | None = None,
     deployment_watch: DeploymentWatch | None = None,
+    extra_rollback_alarm_names: list[pulumi.Output[str]] | None = None,
+    fault_injection: bool = False,
 ) -> FargateService:
     """The API and the worker share everything but their container, permissions and wiring."""
     config, security = stack.config, stack.security
@@ -161,6 +168,8 @@ def _service(
             backlog_queue_name=backlog_queue_name,
             alerting=layers.messaging.alerting,
             deployment_watch=deployment_watch,
+            extra_rollback_alarm_names=extra_rollback_alarm_names or [],
+            fault_injection=fault_injection,
         ),
         stack.opts,
     )
@@ -199,6 +208,11 @@ def _shared_settings(stack: StackContext, layers: AppLayers, service: str) -> di
     }
 
 
+def _compartments(sizes: ApiCompartments | WorkerCompartments) -> dict[str, pulumi.Input[str]]:
+    """The bulkheads' settings: the sizes a service's config has (the API has no SQS or provider compartment)."""
+    return {contract.BULKHEAD_SETTINGS[field]: str(value) for field, value in sizes.model_dump().items()}
+
+
 def _secrets(layers: AppLayers, **more: pulumi.Input[str]) -> Mapping[str, pulumi.Input[str]]:
     # No DB_PASSWORD: the tasks sign in to the database with IAM tokens.
     return {contract.REDIS_AUTH_TOKEN: layers.cache.auth_token_secret_arn, **more}
@@ -218,6 +232,7 @@ def _api_container(stack: StackContext, layers: AppLayers) -> ContainerSpec:
         init_command=contract.MIGRATE_COMMAND,
         environment={
             **_shared_settings(stack, layers, "api"),
+            **_compartments(config.services.compartments.api),
             contract.CORS_ORIGINS: ",".join(origins),
             contract.TRUSTED_PROXY_HOPS: str(config.app.trusted_proxy_hops),
             contract.PORT: str(contract.API_PORT),
@@ -244,7 +259,9 @@ def _worker_container(stack: StackContext, layers: AppLayers, notification: str 
         user=APP_USER,
         environment={
             **_shared_settings(stack, layers, "worker"),
+            **_compartments(config.services.compartments.worker),
             contract.DEAD_LETTER_QUEUE_URL: messaging.dead_letter_queues[worker_queue(stack)].url,
+            contract.EVENTS_TOPIC_ARN: messaging.events_topic.arn,
             contract.NOTIFICATION_URL: config.app.notification_url or "",
             contract.JOB_TIMEOUT_SECONDS: str(config.services.worker.job_timeout_seconds),
         },

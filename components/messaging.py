@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import pulumi
 import pulumi_aws as aws
 
+from app import contract
 from components.alarms import SQS, AlarmSet, Alerting, QueueMetrics
 from components.iam import Account, Principal, Statement, policy_document
 from components.naming import Naming, child_options
@@ -53,6 +54,10 @@ QUEUE_AGE_PERIODS = 3
 CONSUME_ACTIONS = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes")
 # SQS encrypts and decrypts with the messaging key on the caller's behalf, sending and receiving alike.
 KEY_USE_ACTIONS = ("kms:GenerateDataKey", "kms:Decrypt")
+# What a publisher to a KMS-encrypted topic needs on its key, besides sns:Publish (SNS key management docs).
+TOPIC_PUBLISH_KEY_ACTIONS = ("kms:GenerateDataKey*", "kms:Decrypt")
+# The worker's queue gets only the events it handles: SNS matches the `event_type` message attribute.
+FILTER_POLICY_SCOPE = "MessageAttributes"
 
 
 @dataclass(frozen=True)
@@ -107,7 +112,11 @@ class Messaging(pulumi.ComponentResource):
         self._email_subscriptions("alerts", self.alerts_topic, args.alert_emails)
         self.page_topic = self._topic("page", publishers=("cloudwatch",))
         self._email_subscriptions("page", self.page_topic, args.page_emails)
-        self.events_topic = self._topic("events", publishers=())
+        # The worker's queue decides the topic's kind: a FIFO queue takes messages only from a FIFO topic, and a
+        # FIFO topic delivers to standard queues too (without the group id), so every other queue still fans out.
+        worker_queue = worker_queue_name(args.config)
+        fifo_events = worker_queue is not None and args.config.queues[worker_queue].fifo
+        self.events_topic = self._topic("events", publishers=(), fifo=fifo_events)
 
         self.queues, self.dead_letter_queues = {}, {}
         for queue_name, queue_config in args.config.queues.items():
@@ -122,18 +131,23 @@ class Messaging(pulumi.ComponentResource):
                 ),
                 opts=child_options(self),
             )
-            # A standard topic cannot deliver to a FIFO queue: FIFO queues take messages from producers only.
-            fan_out = not queue_config.fifo
+            # A standard topic cannot deliver to a FIFO queue.
+            fan_out = fifo_events or not queue_config.fifo
             self._queue_policy(queue_name, queue, from_events_topic=fan_out)
             self._queue_policy(f"{queue_name}-dlq", dead_letter_queue, from_events_topic=False)
             if fan_out:
+                worker = queue_name == worker_queue
                 aws.sns.TopicSubscription(
                     f"{name}-events-to-{queue_name}",
                     topic=self.events_topic.arn,
                     protocol="sqs",
                     endpoint=queue.arn,
-                    # Consumers get the event body itself, not SNS's envelope.
+                    # Consumers get the event body itself, not SNS's envelope, and its message attributes as
+                    # SQS message attributes (at most 10 pass with raw delivery; the relay sends 4).
                     raw_message_delivery=True,
+                    # The worker's queue takes only the event types it parses; any other queue, every event.
+                    filter_policy=contract.ORDER_EVENTS_FILTER_POLICY if worker else None,
+                    filter_policy_scope=FILTER_POLICY_SCOPE if worker else None,
                     opts=child_options(self),
                 )
             self.queues[queue_name] = queue
@@ -164,11 +178,11 @@ class Messaging(pulumi.ComponentResource):
             {label: queue.name for label, queue in self.dead_letter_queues.items()},
         )
 
-    def grant_send(self, queue: str) -> list[Statement]:
-        """Send to the queue `queue` (as configured), with the key SQS encrypts it with."""
+    def grant_publish(self) -> list[Statement]:
+        """Publish domain events on the events topic (the outbox relay), with the key the topic encrypts with."""
         return [
-            Statement(f"Publish{_sid(queue)}", ("sqs:SendMessage", "sqs:GetQueueAttributes"), [self.queues[queue].arn]),
-            Statement("EncryptMessages", KEY_USE_ACTIONS, [self._key]),
+            Statement("PublishEvents", ("sns:Publish",), [self.events_topic.arn]),
+            Statement("EncryptEvents", TOPIC_PUBLISH_KEY_ACTIONS, [self._key]),
         ]
 
     def grant_consume(self, queue: str) -> list[Statement]:
@@ -253,10 +267,14 @@ class Messaging(pulumi.ComponentResource):
                 opts=child_options(self),
             )
 
-    def _topic(self, label: str, publishers: Sequence[str]) -> aws.sns.Topic:
+    def _topic(self, label: str, publishers: Sequence[str], fifo: bool = False) -> aws.sns.Topic:
+        suffix = FIFO_SUFFIX if fifo else ""
         topic = aws.sns.Topic(
             f"{self._name}-{label}",
-            name=self._naming.name(label, max_length=TOPIC_NAME_MAX_LENGTH),
+            name=self._naming.name(label, max_length=TOPIC_NAME_MAX_LENGTH - len(suffix)) + suffix,
+            # The relay gives each event's message id as its deduplication id and its order as the group.
+            fifo_topic=True if fifo else None,
+            content_based_deduplication=False if fifo else None,
             kms_master_key_id=self._key,
             tags=self._naming.tags(label),
             opts=child_options(self),
@@ -290,6 +308,11 @@ class Messaging(pulumi.ComponentResource):
             opts=child_options(self),
         )
         return topic
+
+
+def worker_queue_name(config: MessagingConfig) -> str | None:
+    """The queue the worker consumes (the first configured with that consumer): the orders' queue."""
+    return next((name for name, queue in config.queues.items() if queue.consumer == "worker"), None)
 
 
 def _sid(label: str) -> str:

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 INTERNET = "0.0.0.0/0"
 HTTPS = 443
 # Interface endpoints keep image pulls, logs, queues, secrets and keys off the NAT gateways.
-INTERFACE_ENDPOINT_SERVICES = ("ecr.api", "ecr.dkr", "logs", "sqs", "secretsmanager", "kms")
+INTERFACE_ENDPOINT_SERVICES = ("ecr.api", "ecr.dkr", "logs", "sqs", "sns", "secretsmanager", "kms")
 # Flow records aggregated per minute, not the default ten, so investigations see short bursts.
 FLOW_LOG_AGGREGATION_SECONDS = 60
 

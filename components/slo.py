@@ -132,10 +132,15 @@ def worker_availability(config: SloConfig, namespace: str) -> Indicator:
     )
 
 
+def fastest_page_pair() -> BurnRateWindow:
+    """The page pair with the shortest long window (14.4x over 1 h / 5 min): the first to fire."""
+    return min((pair for pair in BURN_RATE_WINDOWS if pair.severity == "page"), key=lambda pair: pair.long_seconds)
+
+
 def fastest_burn_threshold(indicator: Indicator, window_days: int) -> float:
     """The bad-event ratio of the fastest page pair (14.4 x the budget over 30 days): a deployment above it rolls
     back, as it would page within the hour if left running."""
-    return max(pair.threshold(indicator.objective_percent, window_days) for pair in BURN_RATE_WINDOWS)
+    return fastest_page_pair().threshold(indicator.objective_percent, window_days)
 
 
 def _sum_filled(query_ids: Sequence[str]) -> str:
@@ -264,8 +269,24 @@ class ServiceLevelObjectives(pulumi.ComponentResource):
 
     @property
     def fast_burn_alarm_names(self) -> list[pulumi.Output[str]]:
-        """The page-severity composites: what a canary's rollback or an experiment's stop condition watches."""
+        """The page-severity composites: what pages a person."""
         return [alarm.alarm_name for label, alarm in self.burn_alarms.items() if "-page-" in label]
+
+    def fast_burn_alarms(self, service: str) -> list[aws.cloudwatch.MetricAlarm]:
+        """The fastest page pair's short-window alarm of each of `service`'s indicators ("api", "worker"): what
+        a deployment's rollback and an experiment's stop condition watch, in place of the composite.
+
+        Neither ECS nor FIS documents composite alarms as accepted there, and both poll `DescribeAlarms`, which
+        returns only metric alarms unless asked for composites. The short window is also the one that can fire
+        within a canary's bake or a five-minute experiment: the long window (an hour) is for paging people.
+        """
+        pair = fastest_page_pair()
+        return [
+            self.window_alarms[label]
+            for indicator in self._args.indicators
+            if indicator.label.split("-")[0] == service
+            and (label := f"slo-{indicator.label}-{pair.label}-short") in self.window_alarms
+        ]
 
     def _window_alarm(
         self, label: str, indicator: Indicator, pair: BurnRateWindow, seconds: int, threshold: float

@@ -8,13 +8,14 @@ import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
+from platformctl.capacity import Capacity
 from platformctl.cost import CostEstimate, UsageAssumptions
 from platformctl.plan import Plan, PlanUsageError, read_project, read_stack_config, run_plan
 from platformctl.policy import PACK_DIR, PolicyError, PolicyPackProcess, PolicyReport, check_plan, load_pack_config
@@ -96,6 +97,8 @@ def plan(  # noqa: PLR0917 - typer options
     _print_counts(result)
     if json_file is not None:
         out.print(f"plan written to {json_file}", markup=False)
+    for warning in _capacity_warnings(project_dir, stack):
+        out.print(warning, markup=False)
     if report is not None:
         _print_violations(report)
         if report.mandatory:
@@ -157,13 +160,17 @@ def _run_plan(command: str, project_dir: Path, stack: str) -> Plan:
         err.print(f"platformctl {command}: {error}", markup=False)
         raise typer.Exit(EXIT_INVALID) from None
     except StackConfigError as error:
-        err.print(f"Pulumi.{stack}.yaml: invalid stack config", markup=False)
-        for problem in error.problems:
-            err.print(f"  {problem}", markup=False)
-        raise typer.Exit(EXIT_INVALID) from None
+        _invalid_config(stack, error)
     except Exception as error:  # noqa: BLE001 - a program bug is reported, not dumped as a traceback
         err.print(f"platformctl {command}: the program failed: {type(error).__name__}: {error}", markup=False)
         raise typer.Exit(EXIT_FAILED) from None
+
+
+def _invalid_config(stack: str, error: StackConfigError) -> NoReturn:
+    err.print(f"Pulumi.{stack}.yaml: invalid stack config", markup=False)
+    for problem in error.problems:
+        err.print(f"  {problem}", markup=False)
+    raise typer.Exit(EXIT_INVALID) from None
 
 
 def _check_policy(result: Plan, project_dir: Path, pack_dir: Path, config_file: Path | None) -> PolicyReport:
@@ -312,6 +319,88 @@ def _print_cost(result: CostEstimate, base: CostEstimate | None) -> None:
         out.print(f"not priced: {line}", markup=False)
     budget = f" budget={result.budget_usd:.2f}" if result.budget_usd is not None else ""
     out.print(f"cost: stack={result.stack} region={result.region} monthly_usd={result.total:.2f}{budget}", markup=False)
+
+
+@cli.command()
+def capacity(  # noqa: PLR0917 - typer options
+    stack: Annotated[str, typer.Argument(help="The stack: its `capacity` peak and mix, task sizes and autoscaling.")],
+    peak_rps: Annotated[
+        float | None,
+        typer.Option("--peak-rps", min=0.001, help="Requests per second at the peak (default: the stack's config)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the model as JSON, for tools.")] = False,
+    strict: Annotated[bool, typer.Option(help="Exit 1 when a service's maxCount cannot carry the peak.")] = False,
+    route_cpu: Annotated[
+        Path | None,
+        typer.Option(
+            "--route-cpu", help="The measured CPU per request (default: load/route_cpu.json).", dir_okay=False
+        ),
+    ] = None,
+    project_dir: ProjectDir = PROJECT_DIR,
+) -> None:
+    """The tasks STACK's API and worker need at its peak request rate, against their autoscaling min and max.
+
+    Exit 0 (a WARN line when a maxCount is too low; 1 with --strict), 2 on bad input."""
+    from platformctl import capacity as model  # noqa: PLC0415
+
+    try:
+        config = model.stack_config(project_dir, stack)
+        result = model.model(config, stack, model.load_route_cpu(route_cpu or model.ROUTE_CPU_FILE), peak_rps)
+    except StackConfigError as error:
+        _invalid_config(stack, error)
+    except (PlanUsageError, model.CapacityError) as error:
+        err.print(f"platformctl capacity: {error}", markup=False)
+        raise typer.Exit(EXIT_INVALID) from None
+    if as_json:
+        out.print(json.dumps(result.to_json(), indent=2), markup=False)
+    else:
+        _print_capacity(result)
+    if strict and result.warnings:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _capacity_warnings(project_dir: Path, stack: str) -> list[str]:
+    """The capacity model's warnings, as advice beside a plan (`platformctl capacity --strict` is the gate); none
+    where it cannot run (no measurement in this checkout)."""
+    from platformctl import capacity as model  # noqa: PLC0415
+
+    try:
+        return model.model(model.stack_config(project_dir, stack), stack, model.load_route_cpu()).warnings
+    except (model.CapacityError, PlanUsageError, StackConfigError):
+        return []
+
+
+def _print_capacity(result: Capacity) -> None:
+    mix = ", ".join(f"{name} {share:g} %" for name, share in result.mix.items())
+    table = Table(
+        title=f"{result.stack}: tasks at {result.peak_rps:g} req/s ({mix})", title_justify="left", min_width=100
+    )
+    table.add_column("service")
+    numbers = ("load/s", "CPU ms/req", "vCPU x target", "for CPU", "for requests", "AZ floor", "needed", "min", "max")
+    for column in (*numbers, "max carries"):
+        table.add_column(column, justify="right")
+    for s in result.services:
+        carries = "any" if s.max_carries_rps is None else f"{s.max_carries_rps:.0f} req/s"
+        table.add_row(
+            s.service,
+            f"{s.demand_per_second:g}",
+            f"{s.cpu_ms_per_request:g}",
+            f"{s.vcpu:g} x {s.cpu_target_percent:g} %",
+            str(s.tasks_for_cpu),
+            "-" if s.tasks_for_requests is None else str(s.tasks_for_requests),
+            str(s.az_floor),
+            f"{s.needed} ({s.bound_by})",
+            str(s.min_count),
+            str(s.max_count),
+            carries,
+        )
+    out.print(table)
+    out.print(f"CPU per request measured {result.route_cpu.measured_at} on {result.route_cpu.machine}", markup=False)
+    for warning in result.warnings:
+        out.print(warning, markup=False)
+    needed = " ".join(f"{s.service}_needed={s.needed} {s.service}_max={s.max_count}" for s in result.services)
+    status = "WARN" if result.warnings else "ok"
+    out.print(f"capacity: stack={result.stack} peak_rps={result.peak_rps:g} {needed} status={status}", markup=False)
 
 
 @cli.command()

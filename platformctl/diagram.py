@@ -7,8 +7,9 @@ from how the program wired them (property dependencies, DNS names, IAM actions):
   (the ALB) and the S3 origins it reads;
 - ALB -> the ECS services whose target groups its listeners forward to;
 - service -> RDS Proxy -> Aurora, service -> ElastiCache, as the task definitions reference them;
-- service -> queue where its task role may sqs:SendMessage, queue -> service where it may
-  sqs:ReceiveMessage, queue -> dead-letter queue by its redrive policy.
+- service -> topic where its task role may sns:Publish (the outbox relay), topic -> queue by its SQS
+  subscriptions (fan-out), service -> queue where it may sqs:SendMessage but not receive, queue -> service where it
+  may sqs:ReceiveMessage, queue -> dead-letter queue by its redrive policy.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ KINDS = {
     "aws:rds/cluster:Cluster": "Aurora",
     "aws:elasticache/replicationGroup:ReplicationGroup": "ElastiCache",
     "aws:sqs/queue:Queue": "SQS",
+    "aws:sns/topic:Topic": "SNS",
     "aws:s3/bucket:Bucket": "S3",
 }
 
@@ -150,27 +152,35 @@ def _load_balancer_targets(index: _Plan) -> dict[str, list[dict[str, Any]]]:
 
 def _message_paths(index: _Plan, diagram: Diagram) -> None:
     for service in index.of_type("aws:ecs/service:Service"):
-        for queue, actions in _queue_grants(index, service):
+        for topic, actions in _grants(index, service, "aws:sns/topic:Topic"):
+            if "sns:Publish" in actions:
+                diagram.connect(service, topic, "outbox relay")
+        for queue, actions in _grants(index, service, "aws:sqs/queue:Queue"):
             if "sqs:SendMessage" in actions and "sqs:ReceiveMessage" not in actions:
-                diagram.connect(service, queue, "outbox relay")
+                diagram.connect(service, queue, "send")
             if "sqs:ReceiveMessage" in actions:
                 diagram.connect(queue, service, "consume")
+    for subscription in index.of_type("aws:sns/topicSubscription:TopicSubscription"):
+        for topic in index.deps(subscription, "topic", "aws:sns/topic:Topic"):
+            if topic["urn"] in diagram.nodes:
+                for queue in index.deps(subscription, "endpoint", "aws:sqs/queue:Queue"):
+                    diagram.connect(topic, queue, "fan-out")
     for queue in index.of_type("aws:sqs/queue:Queue"):
         if queue["urn"] in diagram.nodes:
             for dead_letter in index.deps(queue, "redrivePolicy", "aws:sqs/queue:Queue"):
                 diagram.connect(queue, dead_letter, "after max receives", dotted=True)
 
 
-def _queue_grants(index: _Plan, service: Mapping[str, Any]) -> Iterator[tuple[dict[str, Any], set[str]]]:
-    """Each queue the service's task role may act on, with the SQS actions its role policies allow."""
+def _grants(index: _Plan, service: Mapping[str, Any], type_token: str) -> Iterator[tuple[dict[str, Any], set[str]]]:
+    """Each resource of `type_token` the service's task role may act on, with the actions its role policies allow."""
     for task in index.deps(service, "taskDefinition", "aws:ecs/taskDefinition:TaskDefinition"):
         roles = index.deps(task, "taskRoleArn", "aws:iam/role:Role")
         for policy in index.of_type("aws:iam/rolePolicy:RolePolicy"):
             if not any(role in index.deps(policy, "role") for role in roles):
                 continue
             actions = _allowed_actions(policy["inputs"].get("policy"))
-            for queue in index.deps(policy, "policy", "aws:sqs/queue:Queue"):
-                yield queue, actions
+            for found in index.deps(policy, "policy", type_token):
+                yield found, actions
 
 
 def _allowed_actions(document: Any) -> set[str]:

@@ -24,9 +24,10 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 from app import contract
+from platformctl.stub_notifier import CONTROL_PATH
 
 REPO = Path(__file__).resolve().parent.parent
 STATE_DIR = Path(tempfile.gettempdir()) / "platformctl-local"
@@ -71,6 +72,11 @@ class LocalConfig:
     # Any other setting (by its contract name), e.g. WORKER_POLL_SECONDS for tests.
     extra: dict[str, str] = field(default_factory=dict)
 
+    @classmethod
+    def on_free_ports(cls, **config: Any) -> LocalConfig:
+        """A runtime that can run beside another (a developer's `local up`, a test's): free ports throughout."""
+        return cls(api_port=free_port(), moto_port=free_port(), notifier_port=free_port(), **config)
+
 
 @dataclass
 class State:
@@ -88,6 +94,7 @@ class LocalRuntime:
         self._logs: dict[str, IO[bytes]] = {}
         self.queue_url = ""
         self.dlq_url = ""
+        self.topic_arn = ""
         self.log_dir = config.state_dir / "logs"
         # Only the runtime that wrote the state file removes it: a refused second `up` must leave the running one's.
         self._wrote_state = False
@@ -121,6 +128,7 @@ class LocalRuntime:
             contract.REDIS_KEY_PREFIX: c.redis_key_prefix,
             contract.QUEUE_URL: self.queue_url,
             contract.DEAD_LETTER_QUEUE_URL: self.dlq_url,
+            contract.EVENTS_TOPIC_ARN: self.topic_arn,
             contract.AWS_REGION: "us-east-1",
             contract.AWS_ENDPOINT_URL: self.moto_url,
             contract.NOTIFICATION_URL: self.notifier_url,
@@ -164,11 +172,11 @@ class LocalRuntime:
         self._spawn("moto", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.config.moto_port)])
         self._wait(lambda: port_open(self.config.moto_port), "moto's server", 20)
 
-    def _sqs(self) -> Any:
+    def _sqs(self, service: Literal["sqs", "sns"] = "sqs") -> Any:
         import boto3  # noqa: PLC0415 - only for the local runtime
 
         return boto3.client(
-            "sqs",
+            service,
             endpoint_url=self.moto_url,
             region_name="us-east-1",
             aws_access_key_id=MOTO_CREDENTIALS["AWS_ACCESS_KEY_ID"],
@@ -189,6 +197,21 @@ class LocalRuntime:
                 "RedrivePolicy": json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": str(c.max_receive_count)}),
             },
         )["QueueUrl"]
+        # The events topic fans out to the queue as the stack's does (components/messaging.py): raw delivery, and
+        # only the event types the worker handles.
+        sns = self._sqs("sns")
+        self.topic_arn = sns.create_topic(Name=f"{c.queue_name}-events")["TopicArn"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"]
+        sns.subscribe(
+            TopicArn=self.topic_arn,
+            Protocol="sqs",
+            Endpoint=queue_arn["QueueArn"],
+            Attributes={
+                "RawMessageDelivery": "true",
+                "FilterPolicy": contract.ORDER_EVENTS_FILTER_POLICY,
+                "FilterPolicyScope": "MessageAttributes",
+            },
+        )
 
     def migrate_and_seed(self) -> int:
         import psycopg  # noqa: PLC0415
@@ -293,7 +316,10 @@ class LocalRuntime:
             "moto": self.moto_url,
             "queue": self.queue_url,
             "dead_letter_queue": self.dlq_url,
+            "events_topic": self.topic_arn,
             "notifications": self.notifier_url,
+            # POST {"stall_seconds": N} makes the stub a slow provider (the worker's bulkhead sheds the excess).
+            "notifications_control": f"http://127.0.0.1:{self.config.notifier_port}{CONTROL_PATH}",
         }
 
     def write_state(self) -> None:

@@ -122,6 +122,9 @@ PROD = Profile(
         "observability": {"logRetentionDays": 365},
         "recovery": {"rpoMinutes": 15, "rtoMinutes": 60, "backupRetentionDays": 35},
         "budget": {"monthlyUsd": 5000},
+        # Requests at the ALB at peak: an assumption (the seeds' 100K+/s is at the edge, mostly CloudFront hits);
+        # `platformctl capacity` checks maxCount against it, so set it from real traffic.
+        "capacity": {"peakRequestsPerSecond": 500},
     },
 )
 
@@ -161,6 +164,7 @@ STAGING = Profile(
         "observability": {"logRetentionDays": 14},
         "recovery": {"rpoMinutes": 60, "rtoMinutes": 480, "backupRetentionDays": 7},
         "budget": {"monthlyUsd": 800},
+        "capacity": {"peakRequestsPerSecond": 50},
         # Fault experiments run where an outage they cause costs nothing: staging has them, prod opts in.
         "chaos": {"enabled": True},
     },

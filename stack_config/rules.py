@@ -134,7 +134,7 @@ def production_availability(cfg: PlatformConfig) -> Iterator[ConfigProblem]:
 
 
 def private_egress(cfg: PlatformConfig) -> Iterator[ConfigProblem]:
-    # VPC endpoints serve private ECR, Logs, SQS, Secrets Manager and KMS only: without a NAT gateway a
+    # VPC endpoints serve private ECR, Logs, SQS, SNS, Secrets Manager and KMS only: without a NAT gateway a
     # task could not pull the collector sidecar from public.ecr.aws, so no task would start at all.
     if cfg.network.nat_strategy == "none":
         yield ConfigProblem(
@@ -448,6 +448,24 @@ def edge_domain(cfg: PlatformConfig) -> Iterator[ConfigProblem]:
         yield ConfigProblem("edge.domain", f"must lie in the hosted zone {zone}", domain)
 
 
+def chaos_targets(cfg: PlatformConfig) -> Iterator[ConfigProblem]:
+    experiments = cfg.chaos.experiments if cfg.chaos.enabled else []
+    # FIS: the aws:ecs:task network actions need ECS Exec off on the targeted tasks.
+    if "database-latency" in experiments and cfg.services.api.execute_command:
+        yield ConfigProblem(
+            "chaos.experiments",
+            "database-latency needs services.api.executeCommand false (FIS cannot inject network faults into"
+            " tasks with ECS Exec on)",
+            "database-latency",
+        )
+    if "sqs-unreachable" in experiments and not cfg.network.vpc_endpoints:
+        yield ConfigProblem(
+            "chaos.experiments",
+            "sqs-unreachable blocks the SQS interface endpoint: it needs network.vpcEndpoints true",
+            "sqs-unreachable",
+        )
+
+
 RULES: tuple[Rule, ...] = (
     fargate_sizes,
     task_counts,
@@ -467,6 +485,7 @@ RULES: tuple[Rule, ...] = (
     budget_thresholds,
     required_tags,
     edge_domain,
+    chaos_targets,
 )
 
 

@@ -24,6 +24,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from app import contract
 from stack_config.limits import (
     CLOUDWATCH_LOG_RETENTION_DAYS,
     ENHANCED_MONITORING_INTERVALS,
@@ -105,7 +106,7 @@ class NetworkConfig(Model):
     )
     vpc_endpoints: bool = Field(
         default=True,
-        description="S3 gateway endpoint and interface endpoints (ECR, Logs, SQS, Secrets Manager, KMS).",
+        description="S3 gateway endpoint and interface endpoints (ECR, Logs, SQS, SNS, Secrets Manager, KMS).",
     )
     flow_log_traffic: Literal["ALL", "ACCEPT", "REJECT"] = Field(
         default="ALL", description="Traffic the VPC flow log records. Default ALL."
@@ -261,9 +262,75 @@ class ServiceConfig(Model):
         return value
 
 
+class _Compartments(Model):
+    """Bulkheads (app/bulkhead.py): how many calls one process may have on each dependency at once. Each is fewer
+    than the process's threads, so a stalled dependency holds only its own and the rest keep serving; a call
+    that finds its compartment full is shed at once (a fallback, or 503 with Retry-After)."""
+
+    db_writer: int = Field(default=6, ge=1, description="Calls on the database writer at once. Default 6.")
+    db_reader: int = Field(default=6, ge=1, description="Calls on the database reader at once. Default 6.")
+    redis: int = Field(default=6, ge=1, description="Redis calls at once (more read the database). Default 6.")
+    wait_ms: int = Field(
+        default=200,
+        ge=0,
+        le=1000,
+        description="Longest a call waits for a slot of a full compartment whose calls are still finishing (a"
+        " burst, not a stall: a stalled one sheds at once). Default 200.",
+    )
+
+    def _check(self, threads: int, of_what: str) -> None:
+        for name in type(self).model_fields:
+            if name == "wait_ms":
+                continue
+            value, key = getattr(self, name), to_camel(name)
+            if value > threads:
+                raise ValueError(f"{key}: {value} is more than {of_what} ({threads}); allowed 1 to {threads}")
+            if name.startswith("db_") and value > contract.DB_POOL_MAX_DEFAULT:
+                raise ValueError(
+                    f"{key}: {value} is more than the database pool's {contract.DB_POOL_MAX_DEFAULT} connections;"
+                    f" allowed 1 to {contract.DB_POOL_MAX_DEFAULT}"
+                )
+
+
+class ApiCompartments(_Compartments):
+    """The API's, of its 8 gunicorn threads per process: 6 for each database pool and for Redis leave 2 threads
+    free for the others whichever one stalls (the API calls neither SQS nor the provider)."""
+
+    @model_validator(mode="after")
+    def _fits(self) -> ApiCompartments:
+        self._check(contract.GUNICORN_THREADS_DEFAULT, "the API's threads per process")
+        return self
+
+
+class WorkerCompartments(_Compartments):
+    """The worker's (and its outbox relay's), of its 20 messages in flight."""
+
+    redis: int = Field(default=8, ge=1, description="Redis calls at once (idempotency claims fail open). Default 8.")
+    sqs: int = Field(default=4, ge=1, description="SQS sends at once (more leave the outbox rows waiting). Default 4.")
+    notifications: int = Field(
+        default=16,
+        ge=1,
+        description="Provider calls at once, retries included. Default 16 of the 20 in flight: a stalled provider"
+        " holds 16 message threads, a message over it goes back to the queue at once.",
+    )
+
+    @model_validator(mode="after")
+    def _fits(self) -> WorkerCompartments:
+        self._check(contract.WORKER_IN_FLIGHT_DEFAULT, "the worker's messages in flight")
+        return self
+
+
+class CompartmentsConfig(Model):
+    api: ApiCompartments = ApiCompartments()
+    worker: WorkerCompartments = WorkerCompartments()
+
+
 class ServicesConfig(Model):
     api: ServiceConfig = ServiceConfig()
     worker: ServiceConfig = ServiceConfig()
+    compartments: CompartmentsConfig = Field(
+        default=CompartmentsConfig(), description="Each service's bulkheads: concurrent calls per dependency."
+    )
     min_tasks_per_az: int = Field(
         default=1,
         ge=0,
@@ -275,6 +342,40 @@ class ServicesConfig(Model):
         ge=1,
         le=1000,
         description="Images each ECR repository keeps; older ones expire. Default 20.",
+    )
+
+
+# The traffic classes of the load profile (load/locustfile.py); each class's CPU per request is measured.
+TrafficClass = Literal["browse", "session", "checkout"]
+TRAFFIC_CLASSES: tuple[TrafficClass, ...] = typing.get_args(TrafficClass)
+Share = Annotated[float, Field(ge=0, le=100)]
+
+
+class TrafficMix(Model):
+    browse: Share = Field(default=80, description="Catalog reads (product list and product pages), % of requests.")
+    session: Share = Field(default=15, description="Sign-in, who-am-I and sign-out, % of requests.")
+    checkout: Share = Field(default=5, description="Order placement and the order read after it, % of requests.")
+
+    @model_validator(mode="after")
+    def _whole(self) -> TrafficMix:
+        total = self.browse + self.session + self.checkout
+        if abs(total - 100) > 1e-6:
+            raise ValueError(f"browse + session + checkout must add up to 100 (got {total:g})")
+        return self
+
+
+class CapacityConfig(Model):
+    peak_requests_per_second: float = Field(
+        default=500,
+        gt=0,
+        le=1_000_000,
+        description="Requests per second reaching the API's load balancer at the stated peak (after CloudFront's"
+        " cache), which `platformctl capacity` checks the API's autoscaling maximum against.",
+    )
+    mix: TrafficMix = Field(
+        default=TrafficMix(),
+        description="Shares of the peak's requests by traffic class; the seeds' workloads are read-heavy (70-90 %"
+        " of database traffic reads), so browsing dominates.",
     )
 
 
@@ -547,8 +648,14 @@ class RecoveryConfig(Model):
 
 
 # The FIS experiments a stack can have, by name (components.chaos builds each).
-ChaosExperiment = Literal["stop-api-tasks", "aurora-failover", "cache-az-power"]
+ChaosExperiment = Literal["stop-api-tasks", "aurora-failover", "cache-az-power", "sqs-unreachable", "database-latency"]
 CHAOS_EXPERIMENTS: tuple[ChaosExperiment, ...] = typing.get_args(ChaosExperiment)
+# database-latency is opt-in: FIS reaches into a Fargate task only through an SSM-registered agent (see chaos.py).
+DEFAULT_CHAOS_EXPERIMENTS: tuple[ChaosExperiment, ...] = tuple(e for e in CHAOS_EXPERIMENTS if e != "database-latency")
+
+
+# How long one fault lasts: FIS takes 1 minute to 12 hours; an hour is already more than staging needs.
+FaultMinutes = Annotated[int, Field(ge=1, le=60)]
 
 
 class ChaosConfig(Model):
@@ -562,11 +669,14 @@ class ChaosConfig(Model):
         ),
     )
     experiments: list[ChaosExperiment] = Field(
-        default_factory=lambda: list(CHAOS_EXPERIMENTS),
+        default_factory=lambda: list(DEFAULT_CHAOS_EXPERIMENTS),
         min_length=1,
         description=(
             "Which templates: stop-api-tasks (stop a share of the API's tasks), aurora-failover (fail the"
-            " writer over to a reader), cache-az-power (cut power to the cache's primary AZ). Default all three."
+            " writer over to a reader), cache-az-power (cut power to the cache's primary AZ), sqs-unreachable"
+            " (block the SQS interface endpoint: FIS cannot throttle SQS calls), database-latency (delay the API"
+            " tasks' traffic to the database proxy; needs the API's executeCommand off and the tasks registered"
+            " with SSM). Default all but database-latency."
         ),
     )
     stop_task_percent: int = Field(
@@ -578,8 +688,27 @@ class ChaosConfig(Model):
             " fault the service should ride out. Default 50."
         ),
     )
-    cache_interruption_minutes: int = Field(
-        default=5, ge=1, le=60, description="How long cache-az-power keeps the AZ's cache nodes off. Default 5."
+    cache_interruption_minutes: FaultMinutes = Field(
+        default=5, description="How long cache-az-power keeps the AZ's cache nodes off. Default 5."
+    )
+    sqs_outage_minutes: FaultMinutes = Field(
+        default=5, description="How long sqs-unreachable blocks the SQS endpoint. Default 5."
+    )
+    database_latency_ms: int = Field(
+        default=200,
+        ge=1,
+        le=10_000,
+        description="Delay database-latency adds to each packet toward the database proxy (FIS default 200).",
+    )
+    database_jitter_ms: int = Field(
+        default=10, ge=0, le=10_000, description="Jitter around that delay (FIS default 10)."
+    )
+    database_latency_minutes: FaultMinutes = Field(default=5, description="How long database-latency lasts. Default 5.")
+    database_latency_task_percent: int = Field(
+        default=50,
+        ge=1,
+        le=100,
+        description="Share of the API's tasks database-latency slows (FIS PERCENT(n)). Default 50.",
     )
 
     @field_validator("experiments")
@@ -652,6 +781,7 @@ class PlatformConfig(Model):
     network: NetworkConfig = NetworkConfig()
     edge: EdgeConfig
     services: ServicesConfig = ServicesConfig()
+    capacity: CapacityConfig = CapacityConfig()
     database: DatabaseConfig = DatabaseConfig()
     cache: CacheConfig = CacheConfig()
     messaging: MessagingConfig = MessagingConfig()
@@ -678,6 +808,18 @@ class PlatformConfig(Model):
         if not (is_count or is_names):
             raise ValueError("must be an AZ count from 1 to 6, or a list of 1 to 6 distinct AZ names")
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _chaos_defaults_fit_the_network(cls, data: typing.Any) -> typing.Any:
+        # sqs-unreachable needs the SQS interface endpoint: without endpoints the default list leaves it out (a
+        # stack that names it anyway is refused by stack_config.rules.chaos_targets).
+        chaos, network = (data.get(key) if isinstance(data, dict) else None for key in ("chaos", "network"))
+        without_endpoints = isinstance(network, dict) and network.get("vpcEndpoints") is False
+        if isinstance(chaos, dict) and "experiments" not in chaos and without_endpoints:
+            defaults = [e for e in DEFAULT_CHAOS_EXPERIMENTS if e != "sqs-unreachable"]
+            return {**data, "chaos": {**chaos, "experiments": defaults}}
+        return data
 
     @property
     def az_count(self) -> int:

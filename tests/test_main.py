@@ -16,7 +16,16 @@ from tests.support import REPO, by_name
 INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 # Actions AWS cannot scope to a resource: the only ones allowed a `*` resource.
 # Actions that take no resource ARN (ECS Exec: the ssmmessages channels, and the session log group lookup).
-UNSCOPABLE_PREFIXES = ("xray:", "ssmmessages:", "logs:DescribeLogGroups", "tag:GetResources")
+UNSCOPABLE_PREFIXES = (
+    "xray:",
+    "ssmmessages:",
+    "logs:DescribeLogGroups",
+    "tag:GetResources",
+    "ec2:DescribeVpcEndpoints",
+    "ec2:DescribeSecurityGroups",
+)
+# Wildcards a condition narrows to this stack's (a tag, the VPC): the FIS role's endpoint and group swap.
+CONDITION_NARROWED = (":vpc-endpoint/*", ":security-group/*")
 SECRET_LOOKING = ("PASSWORD", "SECRET", "TOKEN", "API_KEY")
 
 
@@ -117,6 +126,9 @@ def test_every_iam_statement_is_scoped_to_this_stacks_arns(plan: Plan) -> None:
             resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
             if resources == ["*"]:
                 assert all(a.startswith(UNSCOPABLE_PREFIXES) for a in actions), (policy.name, actions)
+            elif statement.get("Condition") and all(arn.endswith(CONDITION_NARROWED) for arn in resources):
+                # FIS swaps the SQS endpoint's groups: any endpoint or group, narrowed to this stack's by a condition.
+                assert all(":123456789012:" in arn for arn in resources), (policy.name, resources)
             else:
                 # An ARN of this plan, or a log group's streams (`<log group arn>:*`).
                 assert all(arn.removesuffix(":*") in stack_arns for arn in resources), (policy.name, resources)
@@ -142,9 +154,9 @@ def test_the_alb_and_services_feed_observability_and_rollback(plan: Plan) -> Non
     (alb,) = plan.of_type("aws:lb/loadBalancer:LoadBalancer")
     assert alarms["alb-5xx"].inputs["dimensions"] == {"LoadBalancer": alb.outputs["arnSuffix"]}
     api = by_name(plan, "api-service")
-    assert sorted(api.inputs["alarms"]["alarmNames"]) == sorted(
-        alarms[label].inputs["name"] for label in ("alb-5xx", "target-5xx")
-    )
+    # The site failing, or the API's SLOs burning at page rate (their short windows), rolls a deployment back.
+    watched = ("alb-5xx", "target-5xx", "slo-api-availability-page-1h-short", "slo-api-latency-page-1h-short")
+    assert sorted(api.inputs["alarms"]["alarmNames"]) == sorted(alarms[label].inputs["name"] for label in watched)
     log_groups = {g.inputs["name"] for g in plan.of_type("aws:cloudwatch/logGroup:LogGroup")}
     for container in containers(plan):
         assert container["logConfiguration"]["options"]["awslogs-group"] in log_groups

@@ -9,6 +9,7 @@ from psycopg_pool import PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from app import contract
+from app.bulkhead import CompartmentFull
 from app.cache import REDIS_ERRORS
 from app.problems import KINDS, TYPE_PREFIX, Problem, kind_for_status, type_uri
 from app.resilience import CircuitOpenError
@@ -53,6 +54,18 @@ def install(app: Flask) -> None:
     @app.errorhandler(CircuitOpenError)
     def on_open(exc: CircuitOpenError) -> Response:
         return _unavailable(f"{exc.name} is unavailable")
+
+    @app.errorhandler(CompartmentFull)
+    def on_saturated(exc: CompartmentFull) -> Response:
+        # Shed, not broken: a slot frees within a call's time, so the client may come back sooner than for an
+        # outage.
+        return Problem(
+            503,
+            "Dependency saturated",
+            f"{exc.dependency} is saturated",
+            headers={"Retry-After": "1"},
+            kind="dependency-saturated",
+        ).response(request.path)
 
     @app.errorhandler(Exception)
     def on_error(exc: Exception) -> Response:

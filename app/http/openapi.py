@@ -147,7 +147,7 @@ ORDER = _named(
     _object(
         {
             "id": _ORDER_ID,
-            "status": {"enum": ["PENDING", "CONFIRMED", "REJECTED"]},
+            "status": {"enum": ["PENDING", "CONFIRMED", "REJECTED", "FAILED"]},
             "email": _EMAIL,
             "items": {
                 "type": "array",
@@ -164,7 +164,10 @@ ORDER = _named(
             "created_at": {"type": "string", "format": "date-time"},
             "reason": {
                 "type": ["string", "null"],
-                "description": "Why the worker rejected the order (status REJECTED); null otherwise",
+                "description": (
+                    "Why the worker rejected the order (REJECTED), or why it failed for good and was compensated,"
+                    " its stock released (FAILED); null otherwise"
+                ),
             },
         }
     ),
@@ -258,7 +261,9 @@ RESPONSES: dict[str, Any] = {
     "422": _problem("the body breaks its schema, or the order cannot be placed; `errors` names the fields"),
     "429": _problem("rate limited", _RETRY_AFTER),
     "431": _problem("a header field is too large, or there are too many (answered by gunicorn)"),
-    "503": _problem("a backing service is unavailable", _RETRY_AFTER),
+    "503": _problem(
+        "a backing service is unavailable, or saturated (its compartment in this process is full)", _RETRY_AFTER
+    ),
 }
 _NAMES = {
     "400": "BadRequest",
@@ -344,7 +349,7 @@ def _product_links() -> dict[str, Any]:
     }
 
 
-_DB = 503  # the operation reads or writes PostgreSQL or Redis
+_DB = 503  # the operation reads or writes PostgreSQL or Redis (down, or its bulkhead full)
 
 SPEC: dict[str, Any] = {
     "openapi": "3.1.0",

@@ -12,6 +12,7 @@ releases the rest at once (visibility 0) and exits before the task's stop timeou
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import threading
@@ -41,8 +42,9 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("app.worker")
 SQS_ERRORS: tuple[type[BaseException], ...] = (BotoCoreError, ClientError)
-# The queue's attributes could not be read, or its VisibilityTimeout is not a number.
-ATTRIBUTES_UNREADABLE: tuple[type[BaseException], ...] = (*SQS_ERRORS, ValueError)
+# The queue's attributes could not be read, its VisibilityTimeout is not a number, or its redrive policy is
+# malformed.
+ATTRIBUTES_UNREADABLE: tuple[type[BaseException], ...] = (*SQS_ERRORS, ValueError, KeyError)
 BATCH = 10
 MAX_DELAY_SECONDS = 900  # SQS's limit for both DelaySeconds and a backoff we would want
 
@@ -90,6 +92,7 @@ class Worker:
         self._pool = ThreadPoolExecutor(self.in_flight, thread_name_prefix="message")
         self._batches = ThreadPoolExecutor(math.ceil(self.in_flight / BATCH) + 1, thread_name_prefix="batch")
         self.orders = OrderProcessing(self.db, Catalog(self.db, self.cache), self.notifier, self.claims, self._pool)
+        self.orders.defer_limit_seconds = settings.notify_defer_limit_seconds
         # Kept for callers that open a message's consumer span by hand (the request-to-worker trace test).
         self._span = self.orders.span
         self._tracked: dict[str, Tracked] = {}
@@ -147,10 +150,13 @@ class Worker:
         return self.orders.process(messages, claim_seconds=max(self.visibility - 1, 1))
 
     def _queue_visibility(self) -> int:
+        """The queue's visibility timeout; also tells order processing the receive that is a message's last."""
         try:
             attrs = self.sqs.get_queue_attributes(
-                QueueUrl=self.settings.queue_url, AttributeNames=["VisibilityTimeout"]
+                QueueUrl=self.settings.queue_url, AttributeNames=["VisibilityTimeout", "RedrivePolicy"]
             )["Attributes"]
+            if "RedrivePolicy" in attrs:
+                self.orders.max_receives = int(json.loads(attrs["RedrivePolicy"])["maxReceiveCount"])
             return max(1, int(attrs.get("VisibilityTimeout", "30")))
         except ATTRIBUTES_UNREADABLE as exc:
             log.warning("queue_attributes_unavailable", error=type(exc).__name__)
@@ -353,7 +359,9 @@ class Worker:
         breaker_open = 1 if self.notifier.enabled and self.notifier.breaker.state != "closed" else 0
         values = {
             contract.METRIC_MESSAGES_PROCESSED: counts.get(Outcome.PROCESSED, 0),
-            contract.METRIC_MESSAGES_FAILED: counts.get(Outcome.FAILED, 0) + counts.get(Outcome.INVALID, 0),
+            contract.METRIC_MESSAGES_FAILED: sum(
+                counts.get(outcome, 0) for outcome in (Outcome.FAILED, Outcome.INVALID, Outcome.COMPENSATED)
+            ),
             # Every message left for another delivery: backed off, or re-sent while the breaker is open.
             contract.METRIC_MESSAGES_RETRIED: sum(
                 counts.get(outcome, 0) for outcome in Outcome if outcome.action is not Action.DELETE

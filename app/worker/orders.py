@@ -9,21 +9,30 @@ Step 2, the provider calls, runs between 1 and 3 on the pool, one call per messa
 transaction (no lock is held while it runs). A redelivery after a failure in step 2 or 3 finds
 `notify:<STATUS>` and resumes there; after step 3 it is a duplicate. A message that fails a step is left for
 redelivery and does not hold up the others.
+
+The saga always settles: a message that fails for good is compensated (`compensate`, the database function
+`compensate_orders`, migration 0009: its reserved stock released once, the order FAILED with the reason) and
+deleted, never left PENDING with stock held. For good means: it failed on its last receive (ApproximateReceiveCount
+at the queue's maxReceiveCount: the next failure would dead-letter it), or the notification breaker was open when
+its order had already waited `NOTIFY_DEFER_LIMIT_SECONDS`, or it is found in the DLQ (`app.dlq`).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 import structlog
 from psycopg.types.json import Jsonb
 
+from app import contract
+from app.bulkhead import CompartmentFull
 from app.catalog import Catalog
 from app.data import Database
 from app.events import Envelope, InvalidMessage, message_id_hint, parse
@@ -50,6 +59,8 @@ class Delivery:
     claimed: bool = False  # its idempotency claim is ours: marked done with the batch, or released
     decision: dict[str, Any] | None = None  # its row from step 1
     result: Result | None = None
+    error: str = ""  # why it failed, the reason of its compensation if it failed for good
+    breaker_open: bool = False  # deferred because the notification breaker is open (not for local saturation)
 
     @property
     def message_id(self) -> str:
@@ -88,6 +99,10 @@ class OrderProcessing:
         self.claims = claims
         self._pool = pool  # step 2's provider calls, one per message
         self._tracer: Any = None
+        # The queue's maxReceiveCount (read by the consumer from its redrive policy): a failure on that receive
+        # is the message's last before the DLQ.
+        self.max_receives = contract.MAX_RECEIVE_COUNT
+        self.defer_limit_seconds: float = contract.NOTIFY_DEFER_LIMIT_SECONDS_DEFAULT
 
     def process(self, messages: list[dict[str, Any]], claim_seconds: int) -> list[Result]:
         """Process received messages together and say how to settle each (in their order).
@@ -99,6 +114,7 @@ class OrderProcessing:
         self._decide(batch)
         self._notify(batch)
         self._finish(batch)
+        self._compensate(batch)
         results = [d.result or Result(Outcome.FAILED, d.message) for d in batch]
         ours = [(d.message_id, r.action) for d, r in zip(batch, results, strict=True) if d.claimed]
         self.claims.mark_done([mid for mid, action in ours if action is Action.DELETE])
@@ -195,6 +211,13 @@ class OrderProcessing:
                 )
             except CircuitOpenError:
                 log.info("message_deferred", message_id=delivery.message_id, reason="notification breaker open")
+                delivery.error, delivery.breaker_open = "notification breaker open", True
+                delivery.settle(Outcome.DEFERRED)
+            except CompartmentFull:
+                # Shed at once, the thread freed: a delayed copy (as for an open breaker), since a receive spent
+                # on this process's own saturation must not count towards the DLQ or the saga's last receive.
+                log.info("message_deferred", message_id=delivery.message_id, reason="notifications compartment full")
+                delivery.error = "notifications compartment full"
                 delivery.settle(Outcome.DEFERRED)
             except (NotificationRejected, NotificationFailed) as exc:
                 self._failed(delivery, exc)
@@ -238,6 +261,50 @@ class OrderProcessing:
                 )
             delivery.settle(Outcome.PROCESSED)
 
+    def _compensate(self, batch: list[Delivery]) -> None:
+        """The messages that failed for good: their orders compensated (one statement), then deleted."""
+        due = [d for d in batch if d.event is not None and self._failed_for_good(d)]
+        if not due:
+            return
+        try:
+            rows = compensate(self.db, [(d.parsed, d.error) for d in due])
+        except Exception as exc:  # noqa: BLE001 - left as they were: retried, or dead-lettered and settled there
+            log.warning("compensation_failed", error=type(exc).__name__, count=len(due))
+            return
+        released: set[int] = set()
+        for delivery in due:
+            row = rows[delivery.message_id]
+            released.update(row["released"])
+            if row["outcome"] == "missing":
+                continue  # no order to settle: it goes on to the DLQ
+            with self.context(delivery):
+                log.warning(
+                    "order_compensated" if row["outcome"] == "compensated" else "duplicate_skipped",
+                    message_id=delivery.message_id,
+                    order_id=str(delivery.parsed.data.order_id),
+                    reason=delivery.error,
+                    released=row["released"],
+                )
+            delivery.settle(Outcome.COMPENSATED if row["outcome"] == "compensated" else Outcome.DUPLICATE)
+        if released:
+            self.catalog.invalidate(sorted(released))
+
+    def _failed_for_good(self, delivery: Delivery) -> bool:
+        outcome = delivery.result.outcome if delivery.result else None
+        if outcome is Outcome.FAILED:
+            count = receive_count(delivery.message)
+            if count < self.max_receives:
+                return False
+            delivery.error = f"{delivery.error or 'failed'} (receive {count} of {self.max_receives}: retries spent)"
+            return True
+        if outcome is Outcome.DEFERRED and delivery.breaker_open:
+            waited = (datetime.now(UTC) - delivery.parsed.occurred_at).total_seconds()
+            if waited < self.defer_limit_seconds:
+                return False
+            delivery.error = f"notification breaker open; the order waited {waited:.0f} s, over its limit"
+            return True
+        return False
+
     def _duplicate(self, delivery: Delivery, guard: str) -> None:
         with self.context(delivery):
             log.info("duplicate_skipped", message_id=delivery.message_id, guard=guard)
@@ -252,6 +319,7 @@ class OrderProcessing:
             else:
                 detail = str(exc).splitlines()[0] if str(exc) else ""
                 log.warning("message_failed", **fields, error=type(exc).__name__, detail=detail)
+        delivery.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
         delivery.settle(Outcome.FAILED)
 
     @contextmanager
@@ -294,6 +362,25 @@ class OrderProcessing:
             },
         ):
             yield
+
+
+def compensate(db: Any, failed: Sequence[tuple[Envelope, str]]) -> dict[str, dict[str, Any]]:
+    """Compensate the orders of events that failed for good, with their reasons (one `compensate_orders` call).
+
+    `db` is an `app.data.Database` or a psycopg connection in autocommit (tests). Returns each message id's row:
+    `outcome` ('compensated', 'settled' - nothing done, 'missing') and the product ids `released`.
+    """
+    rows = db.execute(
+        "SELECT message_id::text AS message_id, outcome, released FROM compensate_orders(%s::uuid[], %s::text[],"
+        " %s::uuid[], %s::text[])",
+        (
+            [e.message_id for e, _ in failed],
+            [e.type for e, _ in failed],
+            [e.data.order_id for e, _ in failed],
+            [reason[:500] for _, reason in failed],
+        ),
+    )
+    return {row["message_id"]: row for row in (rows if isinstance(rows, list) else rows.fetchall())}
 
 
 def _pending(batch: list[Delivery]) -> list[Delivery]:

@@ -24,6 +24,7 @@ class Outcome(StrEnum):
     INVALID = "invalid"  # not a well-formed event: retried like a failure, so it reaches the DLQ to be looked at
     BUSY = "busy"  # another delivery of it holds the claim
     DEFERRED = "deferred"  # the notification breaker is open
+    COMPENSATED = "compensated"  # failed for good: its order's stock released and the order FAILED (the saga settled)
 
     @property
     def action(self) -> Action:
@@ -38,6 +39,7 @@ _ACTIONS = {
     Outcome.INVALID: Action.RETRY,
     Outcome.BUSY: Action.RETRY,
     Outcome.DEFERRED: Action.REQUEUE,
+    Outcome.COMPENSATED: Action.DELETE,
 }
 
 

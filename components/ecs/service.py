@@ -19,6 +19,9 @@ from components.naming import Naming, child_options
 from stack_config.schema import DeploymentConfig, ServiceConfig
 
 LOAD_BALANCER_GRACE_SECONDS = 60
+# ECS documents no maximum for a deployment's alarm names; CodeDeploy's deployment groups stop at 10, the nearest
+# documented figure, and ECS polls each with DescribeAlarms (docs/deploy-review.md): a list past it is refused here.
+MAX_DEPLOYMENT_ALARMS = 10
 EXECUTION_ROLE_POLICY = "service-role/AmazonECSTaskExecutionRolePolicy"
 LOAD_BALANCER_INFRASTRUCTURE_POLICY = "AmazonECSInfrastructureRolePolicyForLoadBalancers"
 # Actions AWS cannot scope to a resource ARN: the only statements with `*` resources.
@@ -80,6 +83,10 @@ class ServiceArgs:
     alerting: Alerting | None = None
     # Rollback alarms of its own (with `alerting`), for a service without a load balancer's.
     deployment_watch: DeploymentWatch | None = None
+    # More alarms that roll a deployment back, after the load balancer's or its own (the SLO's fast burn).
+    extra_rollback_alarm_names: Sequence[pulumi.Input[str]] = ()
+    # The task accepts FIS's network faults (ECS fault injection endpoints; FIS needs the task's PID namespace).
+    fault_injection: bool = False
 
 
 class FargateService(pulumi.ComponentResource):
@@ -261,6 +268,8 @@ class FargateService(pulumi.ComponentResource):
             execution_role_arn=self.execution_role.arn,
             task_role_arn=self.task_role.arn,
             volumes=[aws.ecs.TaskDefinitionVolumeArgs(name=volume) for volume in containers.volumes],
+            enable_fault_injection=True if args.fault_injection else None,
+            pid_mode="task" if args.fault_injection else None,
             container_definitions=pulumi.Output.json_dumps(containers.definitions()),
             tags=args.naming.tags(args.service, "task"),
             opts=child_options(self),
@@ -271,11 +280,18 @@ class FargateService(pulumi.ComponentResource):
         balancing = args.load_balancer
         shifts_traffic = config.deployment.shifts_traffic and balancing is not None
         # A deployment that makes the site fail is rolled back.
-        rollback_alarm_names = (
-            balancing.rollback_alarm_names
-            if balancing is not None
-            else [alarm.name for alarm in self._rollback_alarms.values()]
-        )
+        rollback_alarm_names = [
+            *(
+                balancing.rollback_alarm_names
+                if balancing is not None
+                else [alarm.name for alarm in self._rollback_alarms.values()]
+            ),
+            *args.extra_rollback_alarm_names,
+        ]
+        if len(rollback_alarm_names) > MAX_DEPLOYMENT_ALARMS:
+            raise ValueError(
+                f"{args.service}: {len(rollback_alarm_names)} deployment alarms, more than {MAX_DEPLOYMENT_ALARMS}"
+            )
         load_balancers = []
         # ECS needs the cluster's capacity providers before a strategy names them.
         waits_for: list[pulumi.Resource] = [args.cluster.capacity_providers]

@@ -57,6 +57,13 @@ UNSCOPABLE_ACTIONS = [
     "sns:ListTopics",
     "s3:ListAllMyBuckets",
     "tag:GetResources",
+    # What the FIS role needs to find its targets (components/chaos.py).
+    "ec2:DescribeVpcEndpoints",
+    "ec2:DescribeSecurityGroups",
+    "ec2:DescribeInstances",
+    "ec2:DescribeSubnets",
+    "ssm:ListCommands",
+    "ssm:CancelCommand",
 ]
 SECRET_NAME = r"(PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|CREDENTIAL|AUTH)"  # noqa: S105 - a pattern of names
 

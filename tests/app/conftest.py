@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -33,8 +34,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def database() -> Iterator[str]:
+@contextlib.contextmanager
+def fresh_database() -> Iterator[str]:
+    """A migrated database of its own, dropped afterwards."""
     name = f"app_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(**PG, dbname="postgres", autocommit=True) as conn:  # type: ignore[arg-type]
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -44,6 +46,12 @@ def database() -> Iterator[str]:
     finally:
         with psycopg.connect(**PG, dbname="postgres", autocommit=True) as conn:  # type: ignore[arg-type]
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def database() -> Iterator[str]:
+    with fresh_database() as name:
+        yield name
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from app import contract, observability
+from app.bulkhead import Bulkhead, CompartmentFull
 from app.observability import configure_logging
 from app.resilience import CircuitBreaker
 from app.settings import Settings
@@ -59,7 +60,8 @@ def emitted_metrics(out: str) -> Emitted:
 def emitted(
     info_logs: None, make_app: Callable[..., Any], make_settings: Callable[..., Settings], queue_url: str, capsys: Any
 ) -> Emitted:
-    """What the app really publishes on its three paths: a request, a worker batch, a breaker opening."""
+    """What the app really publishes on its four paths: a request, a worker batch, a breaker opening, a call shed
+    by a full bulkhead."""
     capsys.readouterr()
     make_app(log_level="INFO", metrics_namespace=NAMESPACE).test_client().get("/api/user/me")
     worker = Worker(make_settings(queue_url=queue_url, metrics_namespace=NAMESPACE))
@@ -71,6 +73,9 @@ def emitted(
     for _ in range(3):
         with pytest.raises(Boom):
             breaker.call(lambda: (_ for _ in ()).throw(Boom()))
+    compartment = Bulkhead("dep", 1, namespace=NAMESPACE)
+    with compartment, pytest.raises(CompartmentFull), compartment:
+        pass
     return emitted_metrics(capsys.readouterr().out)
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from app.outbox import Relay
 from app.settings import Settings
+from tests.app.fanout_support import events_topic
 
 
 def _place(client: Any, pid: int, n: int) -> list[str]:
@@ -67,7 +68,7 @@ def test_two_relays_publish_every_row_exactly_once(
 ) -> None:
     _clear_outbox(db)
     pid = add_product(stock=1000)
-    settings = make_settings(queue_url=queue_url)
+    settings = make_settings(events_topic_arn=events_topic(moto, queue_url))
     with relays(settings, 2) as running:
         order_ids = _place(client, pid, 45)
         messages = _drain_queue(moto.client("sqs"), queue_url, 45)
@@ -84,7 +85,7 @@ def test_relay_wakes_on_notify_instead_of_waiting_for_a_sweep(
 ) -> None:
     _clear_outbox(db)
     pid = add_product()
-    with relays(make_settings(queue_url=queue_url), 1):
+    with relays(make_settings(events_topic_arn=events_topic(moto, queue_url)), 1):
         time.sleep(0.5)  # the relay has drained and is asleep on LISTEN
         start = time.monotonic()
         _place(client, pid, 1)
@@ -97,7 +98,7 @@ def test_orders_are_accepted_while_sqs_is_down_and_delivered_after_recovery(
 ) -> None:
     _clear_outbox(db)
     pid = add_product(stock=1000)
-    settings = make_settings(queue_url=queue_url)
+    settings = make_settings(events_topic_arn=events_topic(moto, queue_url))
     sqs = moto.client("sqs")
     moto.stop()
     try:
@@ -130,7 +131,7 @@ def test_the_requests_trace_context_travels_with_its_event_and_a_malformed_one_i
             headers={"Idempotency-Key": str(uuid.uuid4()), **extra},
         )
         assert resp.status_code == 202
-    with relays(make_settings(queue_url=queue_url), 1):
+    with relays(make_settings(events_topic_arn=events_topic(moto, queue_url)), 1):
         messages = _drain_queue(moto.client("sqs"), queue_url, 3)
     carried = sorted(m["attrs"].get("traceparent", {}).get("StringValue", "") for m in messages)
     assert carried == ["", "", traced]

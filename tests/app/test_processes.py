@@ -17,6 +17,7 @@ import redis
 
 from app import contract
 from tests.app.conftest import RedisServer, free_port
+from tests.app.fanout_support import events_topic
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -29,7 +30,7 @@ def test_app_relay_command_publishes_and_stops_cleanly_on_sigterm(
         **os.environ,
         contract.DB_NAME: database,
         contract.REDIS_KEY_PREFIX: prefix,
-        contract.QUEUE_URL: queue_url,
+        contract.EVENTS_TOPIC_ARN: events_topic(moto, queue_url),
         contract.AWS_ENDPOINT_URL: moto.url,
         contract.AWS_REGION: "us-east-1",
     }

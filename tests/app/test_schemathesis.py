@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 import pytest
 import redis
 import schemathesis
@@ -25,17 +26,29 @@ from app import contract
 from app.http.factory import create_app
 from app.http.openapi import SPEC
 from app.settings import Settings
-from tests.app.conftest import ADMIN
+from tests.app.conftest import ADMIN, PG, fresh_database
 from tests.app.gunicorn_support import served
 
 EXAMPLES = 25
 
 
+# Products 1..STOCKED_PRODUCTS, stocked for every order the run places: the generated orders name small ids, and a
+# database of the run's own holds them whatever else the session created or deleted (the run deletes some too).
+STOCKED_PRODUCTS = 100
+
+
 @pytest.fixture(scope="module")
-def api_url(database: str) -> Iterator[str]:
+def api_url() -> Iterator[str]:
     prefix = f"apptest:{uuid.uuid4().hex[:10]}:"
-    with served(database, prefix, **{contract.RATE_LIMIT_PER_MINUTE: "10000000"}) as base:
-        yield base
+    with fresh_database() as database:
+        with psycopg.connect(**PG, dbname=database, autocommit=True) as conn:  # type: ignore[arg-type]
+            conn.execute(
+                "INSERT INTO products (sku, name, category, price_cents, stock)"
+                " SELECT 'SKU-' || g, 'Product ' || g, 'general', 100 + g, 1000000 FROM generate_series(1, %s) AS g",
+                (STOCKED_PRODUCTS,),
+            )
+        with served(database, prefix, **{contract.RATE_LIMIT_PER_MINUTE: "10000000"}) as base:
+            yield base
     r = redis.Redis()
     keys = list(r.scan_iter(match=f"{prefix}*"))
     if keys:

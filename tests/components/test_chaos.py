@@ -36,20 +36,26 @@ def only(template: dict[str, Any], key: str) -> dict[str, Any]:
     return dict(item)
 
 
-def test_staging_has_the_three_experiments_and_prod_none(staging_plan: Plan, prod_plan: Plan) -> None:
-    assert sorted(templates(staging_plan)) == ["aurora-failover", "cache-az-power", "stop-api-tasks"]
+def test_staging_has_the_default_experiments_and_prod_none(staging_plan: Plan, prod_plan: Plan) -> None:
+    # database-latency is opt-in: its tasks must be registered with SSM, which the stack does not do.
+    assert sorted(templates(staging_plan)) == ["aurora-failover", "cache-az-power", "sqs-unreachable", "stop-api-tasks"]
     assert not prod_plan.of_type(EXPERIMENT_TEMPLATE)
     assert not [r for r in prod_plan.resources if r.name.startswith("chaos")]
 
 
-def test_every_experiment_stops_on_the_apis_rollback_alarms(staging_plan: Plan) -> None:
-    alarms = sorted(
-        by_name(staging_plan, f"load-balancer-{label}").outputs["arn"] for label in ("alb-5xx", "target-5xx")
-    )
+FAST_BURNS = ("api-availability", "api-latency", "worker-availability")
+
+
+def test_every_experiment_stops_on_the_apis_rollback_alarms_and_every_fast_burn(staging_plan: Plan) -> None:
+    rollback = [by_name(staging_plan, f"load-balancer-{label}").outputs["arn"] for label in ("alb-5xx", "target-5xx")]
+    # Metric alarms, not the composites: ECS and FIS poll DescribeAlarms, which returns composites only on request.
+    burns = [by_name(staging_plan, f"slo-{indicator}-page-1h-short").outputs["arn"] for indicator in FAST_BURNS]
     for name, template in templates(staging_plan).items():
         conditions = [dict(c) for c in template["stopConditions"]]
         assert {c["source"] for c in conditions} == {"aws:cloudwatch:alarm"}, name
-        assert sorted(c["value"] for c in conditions) == alarms, name
+        assert sorted(c["value"] for c in conditions) == sorted(rollback + burns), name
+        # FIS quota L-872EC72B: five stop conditions per template, not adjustable.
+        assert len(conditions) <= 5, name
 
 
 def test_targets_are_this_stacks_api_tasks_cluster_and_cache(staging_plan: Plan) -> None:
@@ -96,12 +102,22 @@ def test_the_role_is_assumed_by_fis_for_this_account_and_scoped_to_its_targets(s
     own = {
         by_name(staging_plan, "database-cluster").outputs["arn"],
         by_name(staging_plan, "cache-replication-group").outputs["arn"],
+        by_name(staging_plan, "network-vpc").outputs["arn"],
         f"arn:aws:ecs:us-east-1:123456789012:task/{cluster}/*",
         f"arn:aws:ecs:us-east-1:123456789012:container-instance/{cluster}/*",
     }
+    # Any endpoint or group, but only where a condition narrows it to this stack's endpoint or VPC.
+    narrowed = {
+        "arn:aws:ec2:us-east-1:123456789012:vpc-endpoint/*",
+        "arn:aws:ec2:us-east-1:123456789012:security-group/*",
+    }
+    # Calls that take no resource: what FIS needs to find its targets.
+    unscoped = {"tag:GetResources", "ec2:DescribeVpcEndpoints", "ec2:DescribeSecurityGroups"}
     for statement in statements:
         if statement["Resource"] == ["*"]:
-            assert statement["Action"] == ["tag:GetResources"], statement
+            assert set(statement["Action"]) <= unscoped, statement
+        elif set(statement["Resource"]) <= narrowed:
+            assert statement.get("Condition"), statement
         else:
             assert set(statement["Resource"]) <= own, statement
     listing = next(s for s in statements if s["Action"] == ["ecs:ListTasks"])

@@ -47,6 +47,18 @@ KNOWN_FALSE_POSITIVES = {
         "kms:UpdateAlias and kms:DeleteAlias act on an alias and on its key: a key policy grants the key's half (the "
         "alias's half is the caller's IAM policy), as AWS's key administrators statement does"
     ),
+    ("RESOURCE_MISMATCH", '"action": "ec2:ModifyVpcEndpoint", "required_format": "arn:*:ec2:*:*:vpc-endpoint/*"'): (
+        "ec2:ModifyVpcEndpoint is authorized against the endpoint and against each security group it attaches or "
+        "detaches: FIS's disrupt-vpc-endpoint role grants the endpoint half by tag and the groups' half in the VPC"
+    ),
+    ("RESOURCE_MISMATCH", '"action": "ec2:CreateSecurityGroup", "required_format": "arn:*:ec2:*:*:security-group/*"'): (
+        "ec2:CreateSecurityGroup is authorized against the new group and against its VPC (resource types "
+        "security-group and vpc): the VPC half names this stack's VPC; parliament knows only the group half"
+    ),
+    ("UNKNOWN_CONDITION_FOR_ACTION", "Unknown condition ec2:Vpc for action ec2:CreateSecurityGroup"): (
+        "ec2:Vpc is a condition key of the security-group resource type, which CreateSecurityGroup authorizes; "
+        "parliament's action table predates it"
+    ),
     ("RESOURCE_MISMATCH", "listener-rule/net/"): (
         "elasticloadbalancing:ModifyRule takes an ALB rule (listener-rule/app) or an NLB rule (listener-rule/net); "
         "parliament wants the ARN to match both"

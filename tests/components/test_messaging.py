@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import pytest
 
+from app import contract
 from platformctl.plan import Plan, PlannedResource
 from stack_config.rules import check
 from stack_config.schema import PlatformConfig
@@ -173,3 +175,73 @@ def test_a_fifo_queues_dlq_may_keep_messages_as_long_as_the_queue() -> None:
     assert dlq_retention_problems({"fifo": True, "retentionSeconds": 14 * DAY, "dlqRetentionSeconds": 14 * DAY}) == []
     (problem,) = dlq_retention_problems({"fifo": True, "retentionSeconds": 7 * DAY, "dlqRetentionSeconds": DAY})
     assert problem.startswith(f"must be at least retentionSeconds {7 * DAY}")
+
+
+def task_statements(plan: Plan, service: str) -> dict[str, dict[str, Any]]:
+    return statements(by_name(plan, f"{service}-task-policy"))
+
+
+@pytest.mark.parametrize("stack", ["prod_plan", "staging_plan"])
+def test_the_worker_queue_subscribes_raw_with_a_filter_on_the_event_types_it_handles(
+    stack: str, request: pytest.FixtureRequest
+) -> None:
+    plan: Plan = request.getfixturevalue(stack)
+    subscription = by_name(plan, "messaging-events-to-orders")
+    assert subscription.inputs["rawMessageDelivery"] is True
+    assert subscription.inputs["filterPolicyScope"] == "MessageAttributes"
+    assert json.loads(subscription.inputs["filterPolicy"]) == {"event_type": ["order.placed", "order.created"]}
+    assert subscription.inputs["filterPolicy"] == contract.ORDER_EVENTS_FILTER_POLICY
+    # Within SNS's limits: at most five keys, 150 value combinations, 256 KB.
+    policy = json.loads(subscription.inputs["filterPolicy"])
+    assert len(policy) <= 5 and math.prod(len(v) for v in policy.values()) <= 150
+    assert "fifoTopic" not in by_name(plan, "messaging-events").inputs
+
+
+@pytest.mark.parametrize("stack", ["prod_plan", "staging_plan"])
+def test_the_relay_publishes_to_the_events_topic_and_nobody_sends_to_the_queue_but_the_worker(
+    stack: str, request: pytest.FixtureRequest
+) -> None:
+    plan: Plan = request.getfixturevalue(stack)
+    topic, key = by_name(plan, "messaging-events").outputs["arn"], messaging_key_arn(plan)
+    worker = task_statements(plan, "worker")
+    assert worker["PublishEvents"]["Action"] == ["sns:Publish"] and worker["PublishEvents"]["Resource"] == [topic]
+    assert set(worker["EncryptEvents"]["Action"]) == {"kms:GenerateDataKey*", "kms:Decrypt"}
+    assert worker["EncryptEvents"]["Resource"] == [key]
+    # The relay's old grant is gone: the API sends nothing, the worker sends only its own requeues.
+    api_actions = {a for s in task_statements(plan, "api").values() for a in s["Action"]}
+    assert not {a for a in api_actions if a.startswith(("sqs:", "sns:"))}
+    senders = [sid for sid, s in worker.items() if "sqs:SendMessage" in s["Action"]]
+    assert senders == ["RequeueOrders"]
+    relay_env = {
+        e["name"]: e["value"]
+        for c in json.loads(by_name(plan, "worker-task").inputs["containerDefinitions"])
+        if c["name"] == "relay"
+        for e in c["environment"]
+    }
+    assert relay_env[contract.EVENTS_TOPIC_ARN] == topic
+
+
+@pytest.mark.parametrize("stack", ["prod_plan", "staging_plan"])
+def test_the_messaging_key_lets_sns_encrypt_for_the_queue_and_the_publisher(
+    stack: str, request: pytest.FixtureRequest
+) -> None:
+    plan: Plan = request.getfixturevalue(stack)
+    policy = json.loads(by_name(plan, "security-messaging-key").inputs["policy"])["Statement"]
+    sns_statements = [
+        s for s in policy if "sns.amazonaws.com" in json.dumps(s.get("Principal", {})) and s["Effect"] == "Allow"
+    ]
+    actions = {a for s in sns_statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+    assert {"kms:GenerateDataKey*", "kms:Decrypt"} <= actions
+
+
+def test_a_fifo_worker_queue_gets_a_fifo_events_topic_that_still_fans_out_to_standard_queues() -> None:
+    plan = plan_with(
+        config_for("staging", messaging={"queues": {"orders": {"fifo": True}, "audit": {"consumer": None}}})
+    )
+    topic = by_name(plan, "messaging-events")
+    assert topic.inputs["name"] == "platform-test-events.fifo"
+    assert topic.inputs["fifoTopic"] is True and topic.inputs["contentBasedDeduplication"] is False
+    endpoints = {s.inputs["endpoint"]: s for s in plan.of_type(SUBSCRIPTION) if s.inputs["protocol"] == "sqs"}
+    orders, audit = by_name(plan, "messaging-orders").outputs["arn"], by_name(plan, "messaging-audit").outputs["arn"]
+    assert set(endpoints) == {orders, audit}
+    assert "filterPolicy" in endpoints[orders].inputs and "filterPolicy" not in endpoints[audit].inputs

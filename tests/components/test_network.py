@@ -148,7 +148,7 @@ def test_endpoints_exist_when_enabled_and_not_otherwise(prod_plan: Plan, single_
     services = {
         e.inputs["serviceName"].removeprefix("com.amazonaws.us-east-1."): e for e in prod_plan.of_type(ENDPOINT)
     }
-    assert set(services) == {"s3", "ecr.api", "ecr.dkr", "logs", "sqs", "secretsmanager", "kms"}
+    assert set(services) == {"s3", "ecr.api", "ecr.dkr", "logs", "sqs", "sns", "secretsmanager", "kms"}
     assert services["s3"].inputs["vpcEndpointType"] == "Gateway"
     private_ids = sorted(s.id for s in subnets(prod_plan, "private"))
     for name, endpoint in services.items():

@@ -1,4 +1,5 @@
-"""Orders through the whole bundled app: API -> outbox -> relay -> SQS (moto) -> worker -> PostgreSQL.
+"""Orders through the whole bundled app: API -> outbox -> relay -> SNS events topic -> SQS (moto; raw delivery, a
+filter on the event type) -> worker -> PostgreSQL.
 
 Every process is a real child process of the local runtime, started and stopped by the test.
 """
@@ -11,7 +12,10 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import boto3
+
 from app import contract
+from platformctl.local import MOTO_CREDENTIALS
 from tests.e2e.conftest import wait_for
 
 
@@ -124,6 +128,37 @@ def test_sigterm_during_a_batch_exits_in_time_and_every_message_is_completed_or_
     wait_for(lambda: _drained(stack), 30, "queue drained")
     assert stack.stock(pid) == 1000 - len(orders)
     assert stack.notifications()["unique"] == len(orders)
+
+
+def test_with_the_provider_gone_for_good_an_order_is_compensated_never_left_pending_with_stock_held(
+    make_stack: Any,
+) -> None:
+    # Orders wait on an open breaker for 2 s at most, then the saga settles them.
+    stack = make_stack(extra={"NOTIFY_DEFER_LIMIT_SECONDS": "2"})
+    sns = boto3.client(
+        "sns",
+        endpoint_url=stack.runtime.moto_url,
+        region_name="us-east-1",
+        aws_access_key_id=MOTO_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=MOTO_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    )
+    [subscription] = sns.list_subscriptions_by_topic(TopicArn=stack.runtime.topic_arn)["Subscriptions"]
+    attributes = sns.get_subscription_attributes(SubscriptionArn=subscription["SubscriptionArn"])["Attributes"]
+    assert attributes["RawMessageDelivery"] == "true"
+    assert attributes["FilterPolicy"] == contract.ORDER_EVENTS_FILTER_POLICY
+    stack.runtime.terminate("notifier")
+    pid = stack.add_product(stock=10)
+    orders = [stack.order([(pid, 2)]) for _ in range(3)]
+
+    def shown(order_id: str) -> dict[str, Any]:
+        return dict(stack.http.get(f"/api/checkout/orders/{order_id}").json())
+
+    wait_for(lambda: all(shown(o)["status"] == "FAILED" for o in orders), 90, "all compensated")
+    assert all(shown(o)["reason"] for o in orders)
+    assert stack.stock(pid) == 10
+    assert stack.db.execute("SELECT count(*) AS n FROM stock_reservations").fetchone()["n"] == 0
+    wait_for(lambda: _drained(stack), 30, "queue drained, nothing dead-lettered")
+    assert sum(1 for e in stack.log("worker") if e.get("event") == "order_compensated") == 3
 
 
 def test_local_runtime_stops_every_process_it_started(make_stack: Any) -> None:

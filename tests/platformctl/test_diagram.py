@@ -27,7 +27,8 @@ REQUEST_AND_MESSAGE_PATHS = [
     "database_proxy --> database_cluster",
     "api_service -->|cache| cache_replication_group",
     "worker_service -->|cache| cache_replication_group",
-    "api_service -->|outbox relay| messaging_orders",
+    "worker_service -->|outbox relay| messaging_events",
+    "messaging_events -->|fan-out| messaging_orders",
     "messaging_orders -->|consume| worker_service",
     "messaging_orders -.->|after max receives| messaging_orders_dlq",
 ]

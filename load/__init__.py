@@ -1,0 +1,1 @@
+"""The load profile (locust) and the per-route CPU measurement the capacity model reads."""
