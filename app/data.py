@@ -43,17 +43,32 @@ POOL_MAX_LIFETIME_SECONDS = 1800.0
 POOL_MAX_IDLE_SECONDS = 600.0
 
 
-@contextmanager
-def _lease(pool: ConnectionPool) -> Iterator[psycopg.Connection[dict[str, Any]]]:
-    """A pool connection with dict rows, stamped healthy when the block ends without an error.
+class _Lease:
+    """`with _Lease(pool) as conn:` a pool connection with dict rows, stamped healthy when handed back without an
+    error (`_check_if_idle` reads the stamp).
 
-    The stamp is set here rather than in the pool's `reset` hook: with a hook, psycopg_pool hands every returned
-    connection to its worker thread, a thread hand-off (and a GIL round) per query on the order path.
+    Not `pool.connection()`: the connections are in autocommit and blocks that need a transaction open one
+    (`conn.transaction()`), so that context manager's commit on exit only costs a round of psycopg's wait
+    machinery per query; and the stamp is set here rather than in the pool's `reset` hook, with which
+    psycopg_pool hands every returned connection to its worker thread (a thread hand-off per query).
     """
-    with pool.connection() as conn:
+
+    __slots__ = ("_conn", "_pool")
+
+    def __init__(self, pool: ConnectionPool) -> None:
+        self._pool = pool
+
+    def __enter__(self) -> psycopg.Connection[dict[str, Any]]:
+        conn = self._pool.getconn()
         conn.row_factory = dict_row  # type: ignore[assignment]
-        yield conn  # type: ignore[misc]
-        conn._app_returned_at = time.monotonic()  # type: ignore[attr-defined]
+        self._conn = conn
+        return conn  # type: ignore[return-value]
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if exc_type is None:
+            self._conn._app_returned_at = time.monotonic()  # type: ignore[attr-defined]
+        # A connection left in a transaction or broken is rolled back or discarded by the pool.
+        self._pool.putconn(self._conn)
 
 
 def _check_if_idle(conn: psycopg.Connection[Any]) -> None:
@@ -126,7 +141,7 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:
         """A writer transaction: committed on success, rolled back on error."""
-        with self.writer_bulkhead, _lease(self.writer) as conn, conn.transaction():
+        with self.writer_bulkhead, _Lease(self.writer) as conn, conn.transaction():
             yield conn
 
     def execute(self, sql: LiteralString, params: dict[str, Any] | tuple[Any, ...]) -> list[dict[str, Any]]:
@@ -134,7 +149,7 @@ class Database:
 
         In autocommit the statement is the transaction: one round trip instead of BEGIN, statement, COMMIT.
         """
-        with self.writer_bulkhead, _lease(self.writer) as conn:
+        with self.writer_bulkhead, _Lease(self.writer) as conn:
             cur = conn.execute(sql, params)
             return cur.fetchall() if cur.description else []
 
@@ -143,7 +158,7 @@ class Database:
 
         def on(pool: ConnectionPool, bulkhead: Bulkhead) -> T:
             # One transaction: a read of several statements sees one snapshot.
-            with bulkhead, _lease(pool) as conn, conn.transaction():
+            with bulkhead, _Lease(pool) as conn, conn.transaction():
                 return fn(conn)
 
         if not fresh and self.reader is not None:

@@ -16,7 +16,8 @@ After the GET and order phases, where their CPU went, per request, from /proc: t
 PostgreSQL, this load client, and the time both cores sat idle; and how the phase's connections were
 spread over the server's workers (a worker holding most of them is bound by its own GIL while the other idles).
 Knobs (every server alike): BENCH_WORKERS (2), BENCH_THREADS (8), BENCH_WORKER_CLASS (the configured one),
-BENCH_WORKER_CLASSES (gthread,gevent: the side-by-side comparison; empty to skip), BENCH_ROUNDS (3),
+BENCH_WORKER_CLASSES (gthread,gevent: the side-by-side comparison; empty to skip), BENCH_ROUNDS (5: this
+machine's speed moves within a run, and the order ratio's median of 3 rounds moved by 0.1 between runs),
 BENCH_LOG_LEVEL (INFO: the real per-request JSON/EMF log line is written, to /dev/null).
 """
 
@@ -288,7 +289,7 @@ def main() -> None:
     prefix = f"bench:{uuid.uuid4().hex[:10]}:"
     r = redis.Redis()
     servers: list[Server] = []
-    rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
+    rounds = int(os.environ.get("BENCH_ROUNDS", "5"))
     main_class = os.environ.get("BENCH_WORKER_CLASS", gunicorn_conf.worker_class)
     classes = [c for c in os.environ.get("BENCH_WORKER_CLASSES", "gthread,gevent").split(",") if c]
     with psycopg.connect(**PG, dbname="postgres", autocommit=True) as conn:  # type: ignore[arg-type]
