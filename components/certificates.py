@@ -48,9 +48,11 @@ def dns_validated_certificate(
             type=certificate.domain_validation_options[index].resource_record_type,
             records=[certificate.domain_validation_options[index].resource_record_value],
             ttl=VALIDATION_RECORD_TTL,
-            # The edge and the ALB certificates both cover the site's name: the same record validates both.
+            # The edge and the ALB certificates both cover the site's name, and ACM gives one name one validation
+            # record per account: each certificate's resource manages that same record. Retained on delete, so
+            # removing one certificate (or its layer) leaves the record the other renews with in the zone.
             allow_overwrite=True,
-            opts=pulumi.ResourceOptions(parent=parent),
+            opts=pulumi.ResourceOptions(parent=parent, retain_on_delete=True),
         )
         for index in range(len(names))
     ]

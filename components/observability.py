@@ -82,6 +82,8 @@ APP_WIDGETS: dict[str, tuple[AppMetricLine, ...]] = {
         AppMetricLine(contract.METRIC_MESSAGES_FAILED, "Sum", "Failed"),
         AppMetricLine(contract.METRIC_DUPLICATES_SKIPPED, "Sum", "Duplicates skipped"),
     ),
+    # A line per dependency: which compartment filled (a slow dependency, or one sized too small for its load).
+    "App: calls shed by bulkheads": (AppMetricLine(contract.METRIC_BULKHEAD_REJECTED, "Sum", "Shed"),),
 }
 
 

@@ -57,6 +57,8 @@ class PlannedResource:
     replace_on_changes: list[str] = field(default_factory=list)
     # Inputs the program leaves to someone else after creation (a rotation, ECS's deployments).
     ignore_changes: list[str] = field(default_factory=list)
+    # Deleting the resource from the program leaves the cloud resource in place (a record another owner shares).
+    retain_on_delete: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -73,6 +75,7 @@ class PlannedResource:
             "aliases": self.aliases,
             "replaceOnChanges": self.replace_on_changes,
             "ignoreChanges": self.ignore_changes,
+            "retainOnDelete": self.retain_on_delete,
         }
 
 
@@ -169,6 +172,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             aliases=sorted({*request.aliasURNs, *(_alias_urn(alias, request, urn) for alias in request.aliases)}),
             replace_on_changes=sorted(request.replaceOnChanges),
             ignore_changes=sorted(request.ignoreChanges),
+            retain_on_delete=bool(request.retainOnDelete),
         )
         return response
 

@@ -83,6 +83,8 @@ def test_the_dashboard_reads_only_metrics_the_app_emits_under_their_dimensions(e
     plan = run_observability()
     used = app_metrics_in_use(plan, NAMESPACE)
     assert used
+    # Shed calls are charted per dependency: a compartment that fills shows which dependency is slow.
+    assert (contract.METRIC_BULKHEAD_REJECTED.name, ("Dependency",)) in {(name, dims) for name, dims, _ in used}
     for name, dimensions, kept in used:
         records = emitted.get((name, dimensions))
         assert records, f"the dashboard reads {name} by {list(dimensions)}; the app emits {sorted(emitted)}"

@@ -217,3 +217,18 @@ def test_access_logs_go_through_a_cloudwatch_delivery_to_the_logs_bucket_not_leg
     assert delivery.inputs["deliveryDestinationArn"] == destination.outputs["arn"]
     # The delivery is refused unless the bucket policy admits delivery.logs.amazonaws.com when it is created.
     assert by_name(prod_plan, "storage-logs-policy").urn in delivery.dependencies
+
+
+def test_the_validation_record_both_certificates_share_outlives_either_of_them(prod_plan: Plan) -> None:
+    """ACM gives the site's name one validation record per account, and the edge's and the ALB's certificates
+    both cover that name: both manage the same record. Deleting either resource must not delete the record
+    the other certificate renews with."""
+    records = [r for r in prod_plan.of_type("aws:route53/record:Record") if "-certificate-validation-" in r.name]
+    owners: dict[str, list[str]] = {}
+    for record in records:
+        owners.setdefault(record.inputs["name"], []).append(record.name)
+    shared = [names for names in owners.values() if len(names) > 1]
+    assert [sorted(names) for names in shared] == [
+        ["edge-certificate-validation-0", "load-balancer-certificate-validation-1"]
+    ]
+    assert all(record.retain_on_delete for record in records), [r.name for r in records if not r.retain_on_delete]

@@ -33,6 +33,7 @@ RESOURCE_KEYS = {
     "aliases",
     "replaceOnChanges",
     "ignoreChanges",
+    "retainOnDelete",
 }
 runner = CliRunner()
 
