@@ -11,6 +11,7 @@ versa.
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
@@ -28,8 +29,9 @@ if TYPE_CHECKING:
     from app.data import Database
 
 IDEMPOTENCY_KEY = r"^[\x21-\x7e]{1,255}$"
+# The stored response comes back as the JSON text the API sends: parsed only when it is a rejection to read.
 PLACE_ORDER = (
-    "SELECT outcome, status_code, body"
+    "SELECT outcome, status_code, body::text AS body, body->>'id' AS order_id"
     " FROM place_order(%s::text, %s::text, %s::text, %s::integer, %s::uuid, %s::uuid, %s::text,"
     " %s::bigint[], %s::integer[], %s::text, %s::text)"
 )
@@ -50,8 +52,13 @@ class OrderIn(BaseModel):
 @dataclass(frozen=True)
 class Outcome:
     status: int
-    body: dict[str, Any]
+    body: str  # the response body, JSON text as stored with the key
+    order_id: str | None  # the placed order's id; None for a rejection
     replayed: bool = False
+
+    def rejection(self) -> dict[str, Any]:
+        """The stored problem's members (title, detail, errors) of a rejected order."""
+        return json.loads(self.body)  # type: ignore[no-any-return]
 
 
 class Checkout:
@@ -97,7 +104,7 @@ class Checkout:
                 "already used with a different request body",
                 kind="idempotency-key-reused",
             )
-        return Outcome(row["status_code"], row["body"], replayed=row["outcome"] == "replayed")
+        return Outcome(row["status_code"], row["body"], row["order_id"], replayed=row["outcome"] == "replayed")
 
     def get(self, order_id: uuid.UUID) -> dict[str, Any] | None:
         def query(conn: psycopg.Connection[dict[str, Any]]) -> dict[str, Any] | None:

@@ -27,17 +27,19 @@ def place_order() -> tuple[Response, int]:
     outcome = services().checkout.place("checkout", key, order, correlation_id.get(), traceparent)
     if outcome.status >= 400:
         # The only stored failure is place_order's rejection of the order (migration 0008).
+        rejection = outcome.rejection()
         problem = Problem(
             outcome.status,
-            outcome.body.get("title", "Invalid order"),
-            outcome.body.get("detail"),
-            errors=outcome.body.get("errors"),
+            rejection.get("title", "Invalid order"),
+            rejection.get("detail"),
+            errors=rejection.get("errors"),
             kind="invalid-order",
         )
         resp = problem.response(request.path)
     else:
-        resp = jsonify(outcome.body)
-        resp.headers["Location"] = f"/api/checkout/orders/{outcome.body['id']}"
+        # The stored response as stored: a replay answers the same bytes as the first request.
+        resp = Response(outcome.body, mimetype="application/json")
+        resp.headers["Location"] = f"/api/checkout/orders/{outcome.order_id}"
     if outcome.replayed:
         resp.headers["Idempotent-Replayed"] = "true"
     return resp, outcome.status
