@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import pulumi
 import pulumi_aws as aws
 
-from components.iam import Account, Statement, policy_document
+from components.iam import Account, Statement, policy_document, service_trust_policy
 from components.load_balancer import ROLLBACK_ALARMS
 from components.naming import LogPolicy, Naming, child_options
 from stack_config.schema import ChaosConfig, ChaosExperiment
@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 
 # FIS's log schema version 2 (the current one) names the resolved targets of each action.
 LOG_SCHEMA_VERSION = 2
-FIS_PRINCIPAL = "fis.amazonaws.com"
 # FIS quota L-872EC72B "Stop conditions per experiment template": 5, not adjustable.
 MAX_STOP_CONDITIONS = 5
 # The SSM document FIS runs in a Fargate task for aws:ecs:task-network-latency through ECS's fault endpoints.
@@ -154,7 +153,7 @@ class Chaos(pulumi.ComponentResource):
         )
         self.role = aws.iam.Role(
             f"{name}-role",
-            assume_role_policy=fis_trust_policy(account),
+            assume_role_policy=service_trust_policy("fis", account),
             tags=naming.tags("fis"),
             opts=child_options(self),
         )
@@ -195,21 +194,6 @@ class Chaos(pulumi.ComponentResource):
             for label, experiment in experiments.items()
         }
         self.register_outputs({"template_ids": {label: t.id for label, t in self.templates.items()}})
-
-
-def fis_trust_policy(account: Account) -> pulumi.Output[str]:
-    """FIS assumes the role for this account's experiments only (the confused-deputy keys FIS sets)."""
-    return policy_document(
-        Statement(
-            "FisAssumesForThisAccount",
-            ("sts:AssumeRole",),
-            principals={"Service": FIS_PRINCIPAL},
-            conditions={
-                "StringEquals": {"aws:SourceAccount": account.account_id},
-                "ArnLike": {"aws:SourceArn": account.arn("fis", "experiment/*")},
-            },
-        )
-    )
 
 
 def _experiment(label: ChaosExperiment, args: ChaosArgs) -> Experiment:
@@ -320,8 +304,9 @@ def _sqs_unreachable(label: str, args: ChaosArgs) -> Experiment:
 
 def _database_latency(label: str, args: ChaosArgs) -> Experiment:
     """Latency on the API tasks' packets toward the database proxy. FIS runs it in each task through an SSM
-    document over ECS's fault injection endpoints: the task definition enables them (app_services), and each
-    task must be registered with SSM, which the stack does not do (docs/deploy-review.md)."""
+    document over ECS's fault injection endpoints: the task definition enables them, and AWS's SSM agent sidecar
+    registers each task with SSM tagged with its task ARN (components/ecs/fis_agent.py), which is how FIS finds
+    the tasks it selected."""
     config = args.config
     sources = pulumi.Output.all(*args.database_hosts).apply(",".join)
     task_arns = _in_cluster(args, "task")

@@ -102,6 +102,9 @@ SOURCE_ARNS: dict[str, tuple[str, str, bool]] = {
     "sns": ("sns", "*", True),
     "events": ("events", "rule/*", True),
     "budgets": ("budgets", "*", False),
+    "fis": ("fis", "experiment/*", True),
+    # Systems Manager's hybrid activations: the managed-instance role of the FIS agent sidecar (ecs/fis_agent.py).
+    "ssm": ("ssm", "*", True),
 }
 # Services whose roles this stack creates but whose guides show no confused-deputy keys in the trust policy (AWS
 # Backup, RDS Proxy, the ECS infrastructure role): `aws:SourceAccount` is checked whenever the service sends it

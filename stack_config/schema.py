@@ -650,7 +650,8 @@ class RecoveryConfig(Model):
 # The FIS experiments a stack can have, by name (components.chaos builds each).
 ChaosExperiment = Literal["stop-api-tasks", "aurora-failover", "cache-az-power", "sqs-unreachable", "database-latency"]
 CHAOS_EXPERIMENTS: tuple[ChaosExperiment, ...] = typing.get_args(ChaosExperiment)
-# database-latency is opt-in: FIS reaches into a Fargate task only through an SSM-registered agent (see chaos.py).
+# database-latency is opt-in: FIS reaches into a Fargate task only through SSM, so it adds AWS's SSM agent sidecar
+# (root, writable root) to the API's tasks (components/ecs/fis_agent.py).
 DEFAULT_CHAOS_EXPERIMENTS: tuple[ChaosExperiment, ...] = tuple(e for e in CHAOS_EXPERIMENTS if e != "database-latency")
 
 
@@ -675,8 +676,8 @@ class ChaosConfig(Model):
             "Which templates: stop-api-tasks (stop a share of the API's tasks), aurora-failover (fail the"
             " writer over to a reader), cache-az-power (cut power to the cache's primary AZ), sqs-unreachable"
             " (block the SQS interface endpoint: FIS cannot throttle SQS calls), database-latency (delay the API"
-            " tasks' traffic to the database proxy; needs the API's executeCommand off and the tasks registered"
-            " with SSM). Default all but database-latency."
+            " tasks' traffic to the database proxy; needs the API's executeCommand off, and adds AWS's SSM agent"
+            " sidecar to the API's tasks, which registers them with SSM for FIS). Default all but database-latency."
         ),
     )
     stop_task_percent: int = Field(

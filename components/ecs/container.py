@@ -17,6 +17,14 @@ import pulumi_aws as aws
 import pulumi_awsx as awsx
 from docker.utils.build import exclude_paths
 
+from components.ecs.fis_agent import (
+    FIS_AGENT,
+    FIS_AGENT_CPU,
+    FIS_AGENT_IMAGE,
+    FIS_AGENT_MEMORY_RESERVATION,
+    REGISTRATION_SCRIPT,
+    ROLE_NAME_VARIABLE,
+)
 from components.naming import Naming, child_options
 
 # The OpenTelemetry collector sidecar (ADOT), pinned; its default ECS config sends traces to X-Ray.
@@ -185,6 +193,8 @@ class TaskContainers:
     log_group_name: pulumi.Input[str]
     region: str
     execute_command: bool
+    # The role SSM gives the task registered for FIS's task actions: with it, the SSM agent sidecar runs.
+    fis_agent_role_name: pulumi.Input[str] | None = None
 
     def definitions(self) -> list[dict[str, object]]:
         container = self.spec
@@ -225,7 +235,21 @@ class TaskContainers:
                     "dependsOn": [{"containerName": COLLECTOR, "condition": "START"}],
                 }
             )
+        if self.fis_agent_role_name is not None:
+            definitions.append(self._fis_agent(self.fis_agent_role_name))
         return definitions
+
+    def _fis_agent(self, role_name: pulumi.Input[str]) -> dict[str, object]:
+        """AWS's SSM agent sidecar for FIS (components/ecs/fis_agent.py): root, writable root, no volumes."""
+        return {
+            **self._container(FIS_AGENT, FIS_AGENT_IMAGE, ["/bin/bash", "-c", REGISTRATION_SCRIPT], essential=False),
+            "user": "root",
+            "readonlyRootFilesystem": False,
+            "mountPoints": [],
+            "environment": [{"name": ROLE_NAME_VARIABLE, "value": role_name}],
+            "cpu": FIS_AGENT_CPU,
+            "memoryReservation": FIS_AGENT_MEMORY_RESERVATION,
+        }
 
     @property
     def volumes(self) -> list[str]:

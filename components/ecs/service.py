@@ -13,6 +13,7 @@ from components.alarms import CONTAINER_INSIGHTS, SQS, AlarmSet, Alerting, Servi
 from components.ecs.autoscaling import ScaledService, autoscale
 from components.ecs.cluster import Cluster
 from components.ecs.container import ContainerSpec, ImageSource, TaskContainers, build_image
+from components.ecs.fis_agent import MANAGED_INSTANCE_POLICY, registration_statements
 from components.iam import Account, Statement, policy_document, service_trust_policy
 from components.load_balancer import LoadBalancer
 from components.naming import Naming, child_options
@@ -85,7 +86,8 @@ class ServiceArgs:
     deployment_watch: DeploymentWatch | None = None
     # More alarms that roll a deployment back, after the load balancer's or its own (the SLO's fast burn).
     extra_rollback_alarm_names: Sequence[pulumi.Input[str]] = ()
-    # The task accepts FIS's network faults (ECS fault injection endpoints; FIS needs the task's PID namespace).
+    # The task accepts FIS's network faults (ECS fault injection endpoints; FIS needs the task's PID namespace) and
+    # registers with SSM through AWS's agent sidecar, under a managed-instance role of its own.
     fault_injection: bool = False
 
 
@@ -98,6 +100,8 @@ class FargateService(pulumi.ComponentResource):
     service: aws.ecs.Service
     task_role: aws.iam.Role
     execution_role: aws.iam.Role
+    # The role SSM gives the tasks registered for FIS's task actions (only with `fault_injection`).
+    fis_agent_role: aws.iam.Role | None
     scaling_target: aws.appautoscaling.Target
     alarms: dict[str, aws.cloudwatch.MetricAlarm]
 
@@ -175,12 +179,29 @@ class FargateService(pulumi.ComponentResource):
                 )
             )
         task = self._role("task", "ecs-tasks", f"What the {args.service} code itself may do")
+        self.fis_agent_role = (
+            self._role(
+                "fis-agent",
+                "ssm",
+                f"SSM's role for the {args.service} tasks registered as managed instances for AWS FIS",
+                MANAGED_INSTANCE_POLICY,
+                trust=service_trust_policy("ssm", args.account),
+            )
+            if args.fault_injection
+            else None
+        )
+        fis_agent = (
+            registration_statements(args.cluster.cluster.arn, self.fis_agent_role.arn) if self.fis_agent_role else []
+        )
         self._grants.append(
             aws.iam.RolePolicy(
                 f"{self._name}-task-policy",
                 role=task.id,
                 policy=policy_document(
-                    *args.task_statements, Statement("Tracing", XRAY_ACTIONS, ["*"]), *self._exec_statements()
+                    *args.task_statements,
+                    Statement("Tracing", XRAY_ACTIONS, ["*"]),
+                    *self._exec_statements(),
+                    *fis_agent,
                 ),
                 opts=child_options(self),
             )
@@ -254,6 +275,7 @@ class FargateService(pulumi.ComponentResource):
             args.log_group_name,
             args.account.region,
             args.config.execute_command,
+            fis_agent_role_name=self.fis_agent_role.name if self.fis_agent_role else None,
         )
         return aws.ecs.TaskDefinition(
             f"{self._name}-task",
@@ -366,12 +388,20 @@ class FargateService(pulumi.ComponentResource):
             LOAD_BALANCER_INFRASTRUCTURE_POLICY,
         )
 
-    def _role(self, label: str, service: str, description: str, managed_policy: str | None = None) -> aws.iam.Role:
-        """A role the AWS service `service` assumes for this workload, with at most one AWS managed policy
-        (its name) attached."""
+    def _role(
+        self,
+        label: str,
+        service: str,
+        description: str,
+        managed_policy: str | None = None,
+        *,
+        trust: pulumi.Output[str] | None = None,
+    ) -> aws.iam.Role:
+        """A role the AWS service `service` assumes for this workload (by `trust`, else the service's usual trust
+        policy), with at most one AWS managed policy (its name) attached."""
         role = aws.iam.Role(
             f"{self._name}-{label}-role",
-            assume_role_policy=service_trust_policy(service, self._args.account),
+            assume_role_policy=trust if trust is not None else service_trust_policy(service, self._args.account),
             description=description,
             tags=self._args.naming.tags(self._args.service, label),
             opts=child_options(self),

@@ -1,7 +1,9 @@
-"""Chaos: fault-injection experiments exist only in stacks whose policy config opts in to them."""
+"""Chaos: fault-injection experiments, and the SSM agent sidecar FIS's task actions need, exist only in stacks whose
+policy config opts in to them."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pulumi_policy import Severity
@@ -9,6 +11,25 @@ from pulumi_policy import Severity
 from rules.common import Report, Resource, Rule, items
 
 EXPERIMENT_TEMPLATE = "aws:fis/experimentTemplate:ExperimentTemplate"
+TASK_DEFINITION = "aws:ecs/taskDefinition:TaskDefinition"
+# AWS's SSM agent sidecar for FIS's aws:ecs:task actions: root, writable root, as the FIS guide documents it. The
+# pack cannot import components/ecs/fis_agent.py; tests/policy/test_chaos_policy.py holds both copies equal.
+FIS_SSM_AGENT = "amazon-ssm-agent"
+FIS_SSM_AGENT_REPOSITORY = "public.ecr.aws/amazon-ssm-agent/amazon-ssm-agent"
+VERSION_TAG = re.compile(r"\d+(\.\d+)+")
+
+
+def is_fis_agent(container: Any) -> bool:
+    """The documented sidecar and nothing dressed as it: its name, AWS's image pinned by a version tag, not
+    essential, not privileged. The hardened-container rules leave it to `fis-templates-opted-in`."""
+    repository, _, tag = str(container.get("image") or "").partition(":")
+    return (
+        container.get("name") == FIS_SSM_AGENT
+        and repository == FIS_SSM_AGENT_REPOSITORY
+        and VERSION_TAG.fullmatch(tag) is not None
+        and container.get("essential") is False
+        and container.get("privileged") is not True
+    )
 
 
 @Rule(
@@ -16,20 +37,31 @@ EXPERIMENT_TEMPLATE = "aws:fis/experimentTemplate:ExperimentTemplate"
     area="availability",
     kind="availability",
     severity=Severity.HIGH,
-    summary="AWS FIS experiment templates (which stop tasks, fail databases over, cut power to cache nodes) exist "
-    "only in a stack whose policy config opts in; prod does not by default.",
+    summary="AWS FIS experiment templates (which stop tasks, fail databases over, cut power to cache nodes), and "
+    "the SSM agent sidecar (root, writable root) FIS's ECS task actions need, exist only in a stack whose policy "
+    "config opts in; prod does not by default.",
     seed="seed 000 availability objectives (chaos testing in staging before prod)",
     checks="",
-    remediation="Set platform:chaos.enabled to false in Pulumi.STACK.yaml, or, once the experiments have run in "
+    remediation="Set platform:chaos.enabled to false (or drop database-latency from platform:chaos.experiments, "
+    "which adds the sidecar) in Pulumi.STACK.yaml, or, once the experiments have run in "
     "staging and the owners agree, set allowFaultInjection to true for this rule in policy/config/STACK.json.",
-    resource_types=(EXPERIMENT_TEMPLATE,),
+    resource_types=(EXPERIMENT_TEMPLATE, TASK_DEFINITION),
     config={"allowFaultInjection": {"type": "boolean", "default": False}},
 )
 def fis_opted_in(resource: Resource, config: dict[str, Any], report: Report) -> None:
-    if not config["allowFaultInjection"]:
+    if config["allowFaultInjection"]:
+        return
+    if resource.type == EXPERIMENT_TEMPLATE:
         report(
             f"{resource.label}: a fault-injection experiment template in a stack whose policy config does not"
             " set allowFaultInjection"
+        )
+        return
+    containers = [c for c in items(resource.json("containerDefinitions")) if hasattr(c, "get")]
+    if any(c.get("name") == FIS_SSM_AGENT for c in containers):
+        report(
+            f"{resource.label}: the FIS SSM agent sidecar ({FIS_SSM_AGENT}, root, writable root) in a stack whose"
+            " policy config does not set allowFaultInjection"
         )
 
 

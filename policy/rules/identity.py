@@ -8,6 +8,7 @@ from typing import Any
 
 from pulumi_policy import EnforcementLevel, Severity
 
+from rules.chaos import is_fis_agent
 from rules.common import Report, Resource, Rule, Stack, StackReport, items, property_true, statements
 
 ROLE = "aws:iam/role:Role"
@@ -64,6 +65,11 @@ UNSCOPABLE_ACTIONS = [
     "ec2:DescribeSubnets",
     "ssm:ListCommands",
     "ssm:CancelCommand",
+    # What the FIS SSM agent sidecar's task role needs (components/ecs/fis_agent.py): activations have no ARN, and
+    # tags set at creation are authorized on no resource; the grant is conditioned on this cluster's task tags.
+    "ssm:CreateActivation",
+    "ssm:AddTagsToResource",
+    "ssm:DeleteActivation",
 ]
 SECRET_NAME = r"(PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|CREDENTIAL|AUTH)"  # noqa: S105 - a pattern of names
 
@@ -176,6 +182,12 @@ def _containers(resource: Resource) -> list[Any]:
     return [c for c in items(resource.json("containerDefinitions")) if hasattr(c, "get")]
 
 
+def _hardened(resource: Resource) -> list[Any]:
+    """The containers that run non-root on a read-only root: all but AWS's FIS SSM agent sidecar, which runs as
+    root on a writable root as documented and is admitted only by `fis-templates-opted-in`."""
+    return [c for c in _containers(resource) if not is_fis_agent(c)]
+
+
 @Rule(
     name="ecs-no-secrets-in-environment",
     area="identity",
@@ -204,7 +216,7 @@ def plain_secrets(resource: Resource, config: dict[str, Any], report: Report) ->
     area="identity",
     kind="security",
     severity=Severity.MEDIUM,
-    summary="Containers run as a non-root user.",
+    summary="Containers run as a non-root user (AWS's FIS SSM agent sidecar excepted: fis-templates-opted-in).",
     seed="seed 000 security objectives (hardened compute)",
     checks="",
     remediation="Run every container as the image's unprivileged user: APP_USER in components/app_services.py "
@@ -212,7 +224,7 @@ def plain_secrets(resource: Resource, config: dict[str, Any], report: Report) ->
     resource_types=(TASK_DEFINITION,),
 )
 def non_root(resource: Resource, config: dict[str, Any], report: Report) -> None:
-    for container in _containers(resource):
+    for container in _hardened(resource):
         user = str(container.get("user") or "")
         if not user or user.split(":", maxsplit=1)[0] in ("root", "0"):
             report(f"{resource.label}: container {container.get('name')} runs as {user or 'root (unset)'}")
@@ -223,7 +235,8 @@ def non_root(resource: Resource, config: dict[str, Any], report: Report) -> None
     area="identity",
     kind="security",
     severity=Severity.MEDIUM,
-    summary="Containers have a read-only root filesystem.",
+    summary="Containers have a read-only root filesystem (AWS's FIS SSM agent sidecar excepted: "
+    "fis-templates-opted-in).",
     seed="seed 000 security objectives (hardened compute)",
     checks="Checkov CKV_AWS_336",
     remediation="Set readonlyRootFilesystem=true in each container definition of the service layer (mount a volume "
@@ -231,7 +244,7 @@ def non_root(resource: Resource, config: dict[str, Any], report: Report) -> None
     resource_types=(TASK_DEFINITION,),
 )
 def read_only(resource: Resource, config: dict[str, Any], report: Report) -> None:
-    for container in _containers(resource):
+    for container in _hardened(resource):
         if container.get("readonlyRootFilesystem") is not True:
             report(f"{resource.label}: container {container.get('name')} root filesystem is writable")
 

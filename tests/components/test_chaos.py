@@ -37,7 +37,7 @@ def only(template: dict[str, Any], key: str) -> dict[str, Any]:
 
 
 def test_staging_has_the_default_experiments_and_prod_none(staging_plan: Plan, prod_plan: Plan) -> None:
-    # database-latency is opt-in: its tasks must be registered with SSM, which the stack does not do.
+    # database-latency is opt-in: it adds AWS's SSM agent sidecar (root, writable root) to the API's tasks.
     assert sorted(templates(staging_plan)) == ["aurora-failover", "cache-az-power", "sqs-unreachable", "stop-api-tasks"]
     assert not prod_plan.of_type(EXPERIMENT_TEMPLATE)
     assert not [r for r in prod_plan.resources if r.name.startswith("chaos")]

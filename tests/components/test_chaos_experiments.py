@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from components.chaos import MAX_STOP_CONDITIONS, ChaosArgs
+from components.ecs.fis_agent import FIS_AGENT
 from components.ecs.service import MAX_DEPLOYMENT_ALARMS
 from components.iam import Account
 from components.naming import LogPolicy, Naming
@@ -15,6 +16,7 @@ from platformctl.plan import Plan
 from stack_config.errors import StackConfigError
 from stack_config.loader import parse_platform_config
 from stack_config.schema import ChaosConfig
+from tests.components.test_iam import analyze_policy_string, documents, unexplained
 from tests.support import by_name, config_for, layer, plan_with
 
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
@@ -205,3 +207,109 @@ def test_without_endpoints_the_default_experiments_leave_the_endpoint_fault_out(
     assert "stop-api-tasks" in config.chaos.experiments
     with_endpoints = parse_platform_config(config_for("staging", chaos={"enabled": True}))
     assert "sqs-unreachable" in with_endpoints.chaos.experiments
+
+
+# --- the SSM agent sidecar FIS's task actions need (components/ecs/fis_agent.py) ---------------------------------
+
+ROLE = "aws:iam/role:Role"
+ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
+
+
+def containers(plan: Plan, service: str) -> dict[str, dict[str, Any]]:
+    found: list[dict[str, Any]] = json.loads(by_name(plan, f"{service}-task").inputs["containerDefinitions"])
+    return {c["name"]: c for c in found}
+
+
+def task_statements(plan: Plan, service: str) -> dict[str, dict[str, Any]]:
+    document = json.loads(by_name(plan, f"{service}-task-policy").inputs["policy"])
+    return {s["Sid"]: s for s in document["Statement"]}
+
+
+def test_with_database_latency_the_api_task_runs_aws_ssm_agent_sidecar_as_documented(latency_plan: Plan) -> None:
+    api = containers(latency_plan, "api")
+    agent = api[FIS_AGENT]
+    repository, tag = agent["image"].split(":")
+    assert repository == "public.ecr.aws/amazon-ssm-agent/amazon-ssm-agent" and tag[0].isdigit()
+    assert agent["essential"] is False and agent["privileged"] is False
+    # AWS documents it as root with a writable root: it installs its tools and writes its registration.
+    assert agent["user"] == "root" and agent["readonlyRootFilesystem"] is False and agent["mountPoints"] == []
+    role = by_name(latency_plan, "api-fis-agent-role")
+    assert agent["environment"] == [{"name": "MANAGED_INSTANCE_ROLE_NAME", "value": role.outputs["name"]}]
+    script = agent["command"][-1]
+    for step in (
+        "aws ssm create-activation --iam-role $MANAGED_INSTANCE_ROLE_NAME",
+        "Key=ECS_TASK_ARN,Value=$ECS_TASK_ARN",
+        "Key=FAULT_INJECTION_SIDECAR,Value=true",
+        "amazon-ssm-agent -register",
+        "trap term_handler SIGTERM",
+        "aws ssm delete-activation",
+        "aws ssm deregister-managed-instance",
+    ):
+        assert step in script, step
+    # Logged beside the app, small, within the task's size with the collector.
+    app, collector = api["api"], api["otel-collector"]
+    assert agent["logConfiguration"]["options"]["awslogs-group"] == app["logConfiguration"]["options"]["awslogs-group"]
+    assert agent["logConfiguration"]["options"]["awslogs-stream-prefix"] == FIS_AGENT
+    task = by_name(latency_plan, "api-task").inputs
+    assert agent["cpu"] + collector["cpu"] < int(task["cpu"])
+    assert agent["memoryReservation"] + collector["memoryReservation"] < int(task["memory"])
+    assert (task["enableFaultInjection"], task["pidMode"]) == (True, "task")
+    # The app never waits on it, and the worker has none.
+    assert all(d["containerName"] != FIS_AGENT for d in app["dependsOn"])
+    assert FIS_AGENT not in containers(latency_plan, "worker")
+
+
+def test_the_managed_instance_role_is_ssms_for_this_account_with_the_core_policy(latency_plan: Plan) -> None:
+    role = by_name(latency_plan, "api-fis-agent-role")
+    (trust,) = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
+    assert trust["Principal"] == {"Service": "ssm.amazonaws.com"} and trust["Action"] == ["sts:AssumeRole"]
+    assert trust["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": "123456789012"},
+        "ArnLike": {"aws:SourceArn": "arn:aws:ssm:us-east-1:123456789012:*"},
+    }
+    attached = [a.inputs["policyArn"] for a in latency_plan.of_type(ATTACHMENT) if a.name == "api-fis-agent-managed"]
+    assert attached == ["arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"]
+
+
+def test_the_api_task_role_may_register_and_deregister_only_this_clusters_tasks(latency_plan: Plan) -> None:
+    found = task_statements(latency_plan, "api")
+    cluster = by_name(latency_plan, "compute-cluster").outputs["name"]
+    tasks = f"arn:aws:ecs:us-east-1:123456789012:task/{cluster}/*"
+    role_arn = by_name(latency_plan, "api-fis-agent-role").outputs["arn"]
+    activates = found["FisAgentActivates"]
+    assert activates["Action"] == ["ssm:CreateActivation", "ssm:AddTagsToResource"]
+    assert activates["Condition"] == {"StringLike": {"aws:RequestTag/ECS_TASK_ARN": tasks}}
+    passes = found["FisAgentPassesInstanceRole"]
+    assert passes["Resource"] == [role_arn]
+    assert passes["Condition"] == {"StringEquals": {"iam:PassedToService": "ssm.amazonaws.com"}}
+    deregisters = found["FisAgentDeregisters"]
+    assert deregisters["Resource"] == ["arn:aws:ssm:us-east-1:123456789012:managed-instance/*"]
+    assert deregisters["Condition"] == {"StringLike": {"ssm:resourceTag/ECS_TASK_ARN": tasks}}
+    assert found["FisAgentDeletesActivation"]["Action"] == ["ssm:DeleteActivation"]
+    assert not [sid for sid in task_statements(latency_plan, "worker") if sid.startswith("FisAgent")]
+
+
+def test_without_database_latency_there_is_no_sidecar_and_no_managed_instance_role(
+    staging_plan: Plan, prod_plan: Plan
+) -> None:
+    chaos_on = plan_with(config_for("staging", chaos={"enabled": True}))
+    for plan in (staging_plan, prod_plan, chaos_on):
+        for service in ("api", "worker"):
+            assert FIS_AGENT not in containers(plan, service), (plan.stack, service)
+            assert not [sid for sid in task_statements(plan, service) if sid.startswith("FisAgent")]
+        assert not [r.name for r in plan.of_type(ROLE) if "fis-agent" in r.name]
+
+
+def test_the_sidecars_documents_pass_parliament(latency_plan: Plan) -> None:
+    linted = [
+        (resource, document)
+        for resource, document in documents(latency_plan)
+        if resource.name in ("api-fis-agent-role", "api-task-policy")
+    ]
+    assert len(linted) == 2
+    problems = {
+        resource.name: found
+        for resource, document in linted
+        if (found := unexplained(analyze_policy_string(json.dumps(document)).findings))
+    }
+    assert problems == {}
