@@ -274,10 +274,15 @@ class Catalog:
         return cur.rowcount > 0
 
 
+# Built once: `json.dumps` with an argument builds a new encoder per call.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+
+
 def json_bytes(value: Any) -> bytes:
     """The encoding every tier stores and serves (compact, in the row's column order)."""
-    return json.dumps(value, separators=(",", ":")).encode()
+    return _COMPACT.encode(value).encode()
 
 
 def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return _CANONICAL.encode(value)

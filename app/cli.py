@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
+import time
 from typing import TYPE_CHECKING, Annotated, Any
 
+import structlog
 import typer
 
 from app import contract
@@ -74,6 +77,35 @@ def _run_until_stopped(command: str, make: Callable[[Settings, threading.Event],
         typer.echo(f"app {command}: {exc}", err=True)
         raise typer.Exit(2) from None
     process.run()
+    _leave_lingering_work(command, EXIT_GRACE_SECONDS)
+
+
+# After its drain a process has this long for its threads to end before it leaves them (see below).
+EXIT_GRACE_SECONDS = 1.0
+
+
+def _leave_lingering_work(command: str, grace: float) -> None:
+    """Exit now if a thread outlasts the drain by more than `grace` seconds.
+
+    The interpreter's exit joins every non-daemon thread, the thread pools' too: one still waiting on a slow call
+    after the drain would keep the process past the task's stop timeout, and ECS would SIGKILL it. The drain has
+    already put what that thread held back on the queue (visibility 0), and its open transaction rolls back when
+    the process's connections close, so the process leaves it (logs and traces flushed first)."""
+    from app.observability import flush_traces  # noqa: PLC0415
+
+    deadline = time.monotonic() + grace
+    others = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    for thread in others:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    lingering = sorted(t.name for t in others if t.is_alive())
+    if not lingering:
+        return
+    log = structlog.get_logger("app.cli")
+    log.warning("exiting_with_work_in_flight", process=command, threads=lingering)
+    flush_traces()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 dlq = typer.Typer(help="The dead-letter queue.", no_args_is_help=True)

@@ -11,6 +11,7 @@ httpx's client, and the worker makes one call per message.
 from __future__ import annotations
 
 import json
+import threading
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -49,7 +50,10 @@ class Notifier:
         settings: Settings,
         redis_client: Callable[[], redis.Redis | None] | None = None,
         attempts: int = 3,
+        stopping: threading.Event | None = None,
     ) -> None:
+        """`stopping`: the process's shutdown event; once set, a failed call is not tried again (the message goes
+        back to the queue and is retried by whoever receives it next)."""
         self.url = settings.notification_url
         self.attempts = attempts
         self.breaker = CircuitBreaker("notifications", settings, redis_client, NOTIFY_ERRORS)
@@ -71,7 +75,8 @@ class Notifier:
                 # The retries below count against the breaker; urllib3's own would hide failures from it.
                 retries=False,
             )
-        self._retrying = retrying(NOTIFY_ERRORS, attempts=attempts)  # its per-attempt state is thread-local
+        # Its per-attempt state is thread-local.
+        self._retrying = retrying(NOTIFY_ERRORS, attempts=attempts, until=stopping)
 
     @property
     def enabled(self) -> bool:

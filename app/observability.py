@@ -12,6 +12,7 @@ import time
 from collections.abc import Mapping, MutableMapping
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from json.encoder import encode_basestring_ascii
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -67,6 +68,10 @@ def _add_correlation(_logger: Any, _name: str, event: MutableMapping[str, Any]) 
 _request_log_enabled = True
 
 
+# What `json.dumps` does with a str, without its keyword checks.
+_escape = encode_basestring_ascii
+
+
 @functools.lru_cache(maxsize=256)
 def _json_str(value: str) -> str:
     return json.dumps(value)
@@ -87,19 +92,29 @@ class RequestRecords:
         # Member names come from the contract, rendered once: the line itself is formatted by hand for speed.
         self._route_key, self._method_key = (_json_str(name) for name in contract.REQUEST_DIMENSIONS)
         self._latency_key, self._requests_key, self._errors_key = (_json_str(m.name) for m in self.METRICS)
+        self._second: tuple[int, str] = (-1, "")  # the current second, ISO-formatted once (isoformat's printf)
+
+    def _stamp(self, now: float) -> str:
+        """`now` as `isoformat()` writes it with microseconds; the date and time part formatted once a second."""
+        second, micros = divmod(int(now * 1_000_000), 1_000_000)
+        cached_second, text = self._second
+        if cached_second != second:
+            text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            self._second = (second, text)  # one tuple, swapped whole: threads see either second, never a mix
+        return f"{text}.{micros:06d}+00:00"
 
     def write(self, route: str, method: str, status: int, latency_ms: float, path: str) -> None:
         if not _request_log_enabled:
             return
         now = time.time()
-        stamp = datetime.fromtimestamp(now, UTC).isoformat()
+        stamp = self._stamp(now)
         sys.stdout.write(
             f'{{"_aws":{{"Timestamp":{int(now * 1000)},"CloudWatchMetrics":{self._directive}}},'
             f'"timestamp":"{stamp}","event":"request","level":"info",'
             f'{self._route_key}:{_json_str(route)},{self._method_key}:{_json_str(method)},"StatusCode":{int(status)},'
             f"{self._latency_key}:{latency_ms:.3f},{self._requests_key}:1,"
             f"{self._errors_key}:{1 if status >= 500 else 0},"
-            f'"path":{json.dumps(path)},"correlation_id":{json.dumps(correlation_id.get())}}}\n'
+            f'"path":{_escape(path)},"correlation_id":{_escape(correlation_id.get())}}}\n'
         )
 
 
@@ -225,6 +240,16 @@ def tracer_provider(settings: Settings) -> TracerProvider:
         resource=Resource.create({"service.name": settings.otel_service_name}),
         sampler=ParentBased(TraceIdRatioBased(settings.trace_sample_ratio)),
     )
+
+
+def flush_traces(timeout_ms: int = 1000) -> None:
+    """Export the spans still buffered (for a process about to leave without its exit handlers)."""
+    if _tracing:
+        from opentelemetry import trace  # noqa: PLC0415
+
+        provider = trace.get_tracer_provider()
+        if hasattr(provider, "force_flush"):
+            provider.force_flush(timeout_ms)
 
 
 def current_traceparent(incoming: str | None = None) -> str | None:

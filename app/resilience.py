@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_when_event_set, wait_random_exponential
 
 from app import contract
 from app.lua import LuaScript
@@ -355,10 +355,14 @@ class CircuitBreaker:
         self.record(True, probe)
 
 
-def retrying(retry_on: tuple[type[BaseException], ...], attempts: int = MAX_ATTEMPTS) -> Retrying:
-    """For idempotent calls only: exponential backoff with full jitter, at most `attempts` tries."""
+def retrying(
+    retry_on: tuple[type[BaseException], ...], attempts: int = MAX_ATTEMPTS, until: threading.Event | None = None
+) -> Retrying:
+    """For idempotent calls only: exponential backoff with full jitter, at most `attempts` tries; with `until`,
+    no new try once that event is set (a process shutting down gives up rather than outlast its drain)."""
+    stop = stop_after_attempt(min(attempts, MAX_ATTEMPTS))
     return Retrying(
-        stop=stop_after_attempt(min(attempts, MAX_ATTEMPTS)),
+        stop=stop if until is None else stop | stop_when_event_set(until),
         wait=wait_random_exponential(multiplier=0.05, max=1.0),
         retry=retry_if_exception(lambda e: isinstance(e, retry_on) and not isinstance(e, CircuitOpenError)),
         reraise=True,

@@ -18,7 +18,9 @@ spread over the server's workers (a worker holding most of them is bound by its 
 Knobs (every server alike): BENCH_WORKERS (2), BENCH_THREADS (8), BENCH_WORKER_CLASS (the configured one),
 BENCH_WORKER_CLASSES (gthread,gevent: the side-by-side comparison; empty to skip), BENCH_ROUNDS (5: this
 machine's speed moves within a run, and the order ratio's median of 3 rounds moved by 0.1 between runs),
-BENCH_LOG_LEVEL (INFO: the real per-request JSON/EMF log line is written, to /dev/null).
+BENCH_LOG_LEVEL (INFO: the real per-request JSON/EMF log line is written, to /dev/null), BENCH_ORDER_SERVERS (empty;
+`granian`: the order phase also serves the API under granian's WSGI interface with the same workers and threads, for
+comparison only: granian is not a dependency, `uv pip install granian` first).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import hashlib
+import importlib.util
 import itertools
 import json
 import os
@@ -147,7 +150,7 @@ class CpuMeter:
         procs = processes()
         server = self.server.pid if self.server else -1
         return {
-            "gunicorn": [pid for pid, ppid, _ in procs if ppid == server],
+            "server": [pid for pid, ppid, _ in procs if ppid == server],  # its workers: gunicorn's or granian's
             "redis": [pid for pid, _, name in procs if name.startswith("redis-server")],
             "postgres": [pid for pid, _, name in procs if name.startswith("postgres")],
             "client": [os.getpid()],
@@ -162,7 +165,7 @@ class CpuMeter:
         groups = self._groups()
         before = self._snapshot(groups)
         sample = threading.Timer(
-            min(1.0, seconds / 2), lambda: self.spread.append(connections_per_worker(self.port, groups["gunicorn"]))
+            min(1.0, seconds / 2), lambda: self.spread.append(connections_per_worker(self.port, groups["server"]))
         )
         if self.server:
             sample.start()
@@ -206,11 +209,8 @@ def get(path: str) -> bytes:
     return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
 
 
-def start_gunicorn(
-    target: str, port: int, env: dict[str, str], worker_class: str, probe: str
-) -> subprocess.Popen[bytes]:
-    exe = str(Path(sys.executable).parent / "gunicorn")
-    cmd = [exe, *contract.API_COMMAND[1:-1], "--worker-class", worker_class, "--bind", f"127.0.0.1:{port}", target]
+def _serve(cmd: list[str], env: dict[str, str], port: int, probe: str) -> subprocess.Popen[bytes]:
+    """Start `cmd` and wait until `probe` answers 200 on `port`."""
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -220,7 +220,23 @@ def start_gunicorn(
         except httpx.TransportError:
             time.sleep(0.2)
     proc.kill()
-    raise RuntimeError(f"gunicorn {target} ({worker_class}) did not start")
+    raise RuntimeError(f"{' '.join(cmd)} did not start")
+
+
+def start_gunicorn(
+    target: str, port: int, env: dict[str, str], worker_class: str, probe: str
+) -> subprocess.Popen[bytes]:
+    exe = str(Path(sys.executable).parent / "gunicorn")
+    cmd = [exe, *contract.API_COMMAND[1:-1], "--worker-class", worker_class, "--bind", f"127.0.0.1:{port}", target]
+    return _serve(cmd, env, port, probe)
+
+
+def start_granian(target: str, port: int, env: dict[str, str], probe: str) -> subprocess.Popen[bytes]:
+    """The API under granian (Rust HTTP, WSGI interface), same workers and threads as gunicorn's."""
+    workers, threads = env[contract.WEB_CONCURRENCY], env[contract.GUNICORN_THREADS]
+    cmd = [sys.executable, "-m", "granian", "--interface", "wsgi", "--workers", workers, "--blocking-threads", threads]
+    cmd += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", target]
+    return _serve(cmd, env, port, probe)
 
 
 @dataclass
@@ -292,6 +308,13 @@ def main() -> None:
     rounds = int(os.environ.get("BENCH_ROUNDS", "5"))
     main_class = os.environ.get("BENCH_WORKER_CLASS", gunicorn_conf.worker_class)
     classes = [c for c in os.environ.get("BENCH_WORKER_CLASSES", "gthread,gevent").split(",") if c]
+    order_servers = [s for s in os.environ.get("BENCH_ORDER_SERVERS", "").split(",") if s]
+    if "granian" in order_servers and importlib.util.find_spec("granian") is None:
+        print("BENCH_ORDER_SERVERS: granian is not installed here (`uv pip install granian`); skipped")
+        order_servers.remove("granian")
+    unknown = sorted(set(order_servers) - {"granian"})
+    if unknown:
+        sys.exit(f"BENCH_ORDER_SERVERS: unknown server(s) {', '.join(unknown)}; allowed: granian")
     with psycopg.connect(**PG, dbname="postgres", autocommit=True) as conn:  # type: ignore[arg-type]
         conn.execute(f'CREATE DATABASE "{db_name}"')
     floor_pool: ConnectionPool[Any] | None = None
@@ -414,6 +437,13 @@ def main() -> None:
             open=True,
         )
         floor_pool.wait()
+        others: list[tuple[Server, list[Stats]]] = []
+        for name in order_servers:
+            other_port = free_port()
+            proc = start_granian("app.wsgi:application", other_port, env, live)
+            servers.append(Server(name, proc, other_port, CpuMeter(proc, other_port)))
+            others.append((servers[-1], []))
+            load(other_port, order_req, ORDER_CONNS, 1.0)  # warm-up
         load(port, order_req, ORDER_CONNS, 1.0)  # warm-up
         order_floor(floor_pool, all_ids, ORDER_CONNS, 1.0)
         orders, floors = [], []
@@ -423,7 +453,12 @@ def main() -> None:
                 floor_meter.measure_call(lambda: order_floor(floor_pool, all_ids, ORDER_CONNS, ROUND_SECONDS))
             )
             orders.append(order_meter.measure(order_req, ORDER_CONNS, ROUND_SECONDS))
+            for other, other_rounds in others:
+                other_rounds.append(other.meter.measure(order_req, ORDER_CONNS, ROUND_SECONDS))
         order_ratio, order_p99_ratio = _ratios(orders, floors)
+        for other, other_rounds in others:
+            ratio, p99 = _ratios(other_rounds, floors)
+            print(f"server {other.name}: order_ratio={ratio:.2f} order_p99_ratio={p99:.2f}; {other.meter.report()}")
         print(_line(f"POST /api/checkout/orders @{ORDER_CONNS}", orders))
         print(_line(f"floor: place_order from a pool @{ORDER_CONNS}", floors))
         print("  orders:", order_meter.report())

@@ -18,12 +18,13 @@ _KEY = re.compile(IDEMPOTENCY_KEY)
 
 @bp.post("/api/checkout/orders")
 def place_order() -> tuple[Response, int]:
-    key = request.headers.get("Idempotency-Key", "")
+    environ = request.environ  # headers straight from the environ: werkzeug's EnvironHeaders rebuilds the key per get
+    key = environ.get("HTTP_IDEMPOTENCY_KEY", "")
     if not _KEY.fullmatch(key):
         message = "required" if not key else "must be 1-255 visible ASCII characters"
         raise Problem.for_field(400, "Invalid request", "Idempotency-Key", "header", message, kind="idempotency-key")
     order = json_body(OrderIn)
-    traceparent = current_traceparent(request.headers.get("traceparent"))
+    traceparent = current_traceparent(environ.get("HTTP_TRACEPARENT"))
     outcome = services().checkout.place("checkout", key, order, correlation_id.get(), traceparent)
     if outcome.status >= 400:
         # The only stored failure is place_order's rejection of the order (migration 0008).

@@ -85,7 +85,7 @@ class Worker:
         self.cache = Cache(settings)
         # A steady consumer keeps its pool full: no message waits for a connection to be opened.
         self.db = Database(settings, self.cache.available_client, min_connections=settings.db_pool_max)
-        self.notifier = Notifier(settings, self.cache.available_client)
+        self.notifier = Notifier(settings, self.cache.available_client, stopping=self.stop)
         self.claims = Claims(self.cache)
         self.in_flight = settings.worker_in_flight
         self._slots = threading.Semaphore(self.in_flight)

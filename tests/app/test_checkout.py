@@ -29,6 +29,9 @@ def test_order_is_accepted_with_its_outbox_event_in_one_transaction(
     assert event is not None and event["event_type"] == "order.placed" and event["correlation_id"] == "req-1"
     read = client.get(f"/api/checkout/orders/{order_id}")
     assert read.status_code == 200 and read.json["status"] == "PENDING"
+    # Both ids come from one read of the OS's random source: random (version 4, RFC 4122 variant) and distinct.
+    ids = [uuid.UUID(order_id), uuid.UUID(str(event["id"]))]
+    assert all(i.version == 4 and i.variant == uuid.RFC_4122 for i in ids) and ids[0] != ids[1]
 
 
 def test_same_key_and_body_replays_the_stored_response(client: Any, add_product: Any, db: Any) -> None:

@@ -62,6 +62,14 @@ def test_what_json_does_not_allow_is_a_malformed_body(client: Any, body: str | b
     assert resp.status_code == 400 and resp.json["type"] == "/problems/malformed-json"
 
 
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16", "utf-32-le"])
+def test_a_json_body_is_read_in_any_encoding_json_itself_reads(client: Any, encoding: str) -> None:
+    # The body is decoded as `json.loads` decodes bytes: by its leading bytes, BOM included.
+    body = json.dumps({"email": "a@example.com"}).encode(encoding)
+    resp = client.post("/api/user/sessions", data=body, content_type="application/json")
+    assert resp.status_code != 400, resp.get_data(as_text=True)
+
+
 def _problem(resp: Any, status: int, kind: str, instance: str) -> dict[str, Any]:
     assert resp.status_code == status and resp.mimetype == "application/problem+json", resp.get_data(as_text=True)
     body: dict[str, Any] = resp.json
@@ -169,6 +177,41 @@ def test_gunicorns_own_refusals_are_problems_too(database: str, prefix: str) -> 
             assert problem["type"].removeprefix("/problems/") in KINDS and problem["detail"]
 
 
+def _exchange(sock: socket.socket, raw: bytes) -> tuple[int, bytes]:
+    """Send `raw`, read one response (Content-Length framed); its status and body."""
+    sock.sendall(raw)
+    reply = b""
+    while b"\r\n\r\n" not in reply:
+        reply += sock.recv(65536)
+    head, _, body = reply.partition(b"\r\n\r\n")
+    length = int(
+        next(v for k, _, v in (h.partition(": ") for h in head.decode().split("\r\n")) if k.lower() == "content-length")
+    )
+    while len(body) < length:
+        body += sock.recv(65536)
+    return int(head.split(b" ", 2)[1]), body
+
+
+def test_request_bodies_under_gunicorn_are_read_exactly_however_framed(database: str, prefix: str) -> None:
+    # A body with a length within the limit is read straight from gunicorn's stream: exactly that many bytes, so
+    # the next request on the connection parses; chunked and over-limit bodies go through werkzeug (413).
+    sessions = "POST /api/user/sessions HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\n"
+    body = json.dumps({"email": "a@example.com"}).encode()
+    with served(database, prefix) as base:
+        host, port = base.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            sized = f"{sessions}Content-Length: {len(body)}\r\n\r\n".encode() + body
+            first, second = _exchange(sock, sized), _exchange(sock, sized)
+            assert first[0] == second[0] == 201 and json.loads(first[1])["token"] != json.loads(second[1])["token"]
+            chunked = (
+                f"{sessions}Transfer-Encoding: chunked\r\n\r\n{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n"
+            )
+            assert _exchange(sock, chunked)[0] == 201
+            big = json.dumps({"email": "a@example.com", "pad": "x" * contract.MAX_REQUEST_BYTES}).encode()
+            status, problem = _exchange(sock, f"{sessions}Content-Length: {len(big)}\r\n\r\n".encode() + big)
+            assert status == 413 and json.loads(problem)["status"] == 413
+
+
 def test_correlation_id_is_taken_from_x_request_id_and_returned(client: Any) -> None:
     assert client.get("/api/config", headers={"X-Request-Id": "abc-123"}).headers["X-Request-Id"] == "abc-123"
 
@@ -200,6 +243,30 @@ def test_cors_allows_only_configured_origins(make_app: Any) -> None:
         headers={"Origin": "https://shop.example.com", "Access-Control-Request-Method": "POST"},
     )
     assert pre.status_code == 204 and "Idempotency-Key" in pre.headers["Access-Control-Allow-Headers"]
+
+
+def test_every_response_carries_the_envelope_and_every_request_is_recorded_under_its_route(
+    make_app: Any, capsys: Any
+) -> None:
+    # Errors too: the headers and the record are added around the app (a 404 has no route, a 429 its own).
+    client = make_app(log_level="INFO", rate_limit_per_minute=2).test_client()
+    capsys.readouterr()
+    answers = [
+        (client.get("/api/config", headers={"X-Request-Id": "env-1"}), "/api/config"),
+        (client.get("/nowhere/caf\u00e9", headers={"X-Request-Id": "env-2"}), "unmatched"),
+        (client.get("/api/config", headers={"X-Request-Id": "env-3"}), "/api/config"),
+    ]
+    paths = ["/api/config", "/nowhere/caf\u00e9", "/api/config"]
+    assert [resp.status_code for resp, _ in answers] == [200, 404, 429]
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    records = {line["correlation_id"]: line for line in lines if line.get("event") == "request"}
+    for n, (resp, route) in enumerate(answers, start=1):
+        headers = resp.headers
+        assert headers["X-Request-Id"] == f"env-{n}" and headers["X-Frame-Options"] == "DENY"
+        assert headers["Cache-Control"] == "no-store" and headers.getlist("Cache-Control") == ["no-store"]
+        record = records[f"env-{n}"]
+        assert record["Route"] == route and record["StatusCode"] == resp.status_code and record["Latency"] >= 0
+        assert record["path"] == paths[n - 1]
 
 
 def test_request_log_is_an_emf_record_without_secrets(make_app: Any, capsys: Any) -> None:

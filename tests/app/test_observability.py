@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -154,3 +155,13 @@ def test_a_ratio_outside_0_to_1_is_refused_naming_the_setting(monkeypatch: Any) 
     monkeypatch.setenv(SETTING_SAMPLE_RATIO, "1.5")
     with pytest.raises(ValueError, match=SETTING_SAMPLE_RATIO):
         Settings()
+
+
+@pytest.mark.parametrize("now", [1_765_015_199.999_998, 1_765_015_200.0, 1_765_015_200.000_001, 1_765_015_200.5])
+def test_the_request_records_timestamp_is_the_iso_time_to_the_microsecond_across_a_second(now: float) -> None:
+    records = observability.RequestRecords(NAMESPACE)
+    stamps = [records._stamp(t) for t in (now - 1.0, now, now + 0.25)]  # the cached second changes in between
+    for t, stamp in zip((now - 1.0, now, now + 0.25), stamps, strict=True):
+        expected = datetime.fromtimestamp(t, UTC)
+        assert abs((datetime.fromisoformat(stamp) - expected).total_seconds()) <= 1e-6, (stamp, expected)
+        assert stamp.endswith("+00:00") and len(stamp) == len("2026-01-01T00:00:00.000000+00:00")

@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from app.lua import LuaScript
-from app.resilience import SHARED_VIEW_SECONDS, TRANSITIONS, CircuitBreaker, CircuitOpenError
+from app.resilience import SHARED_VIEW_SECONDS, TRANSITIONS, CircuitBreaker, CircuitOpenError, retrying
 
 
 class Boom(Exception):
@@ -216,3 +216,27 @@ def test_reads_use_the_reader_when_it_is_up(make_app: Any, add_product: Any) -> 
     before = db.reader.get_stats().get("requests_num", 0)
     assert client.get(f"/api/products/{pid}").status_code == 200
     assert db.reader.get_stats().get("requests_num", 0) == before + 1
+
+
+def _attempts(until: threading.Event | None, set_during_first: bool) -> int:
+    calls = 0
+
+    def call() -> None:
+        nonlocal calls
+        calls += 1
+        if set_during_first and until is not None:
+            until.set()
+        raise Boom()
+
+    with pytest.raises(Boom):
+        for attempt in retrying((Boom,), attempts=3, until=until):
+            with attempt:
+                call()
+    return calls
+
+
+def test_retries_stop_once_the_process_is_shutting_down() -> None:
+    # The failure is still raised, after the one try: the caller settles the work as failed rather than retry on.
+    assert _attempts(threading.Event(), set_during_first=True) == 1
+    assert _attempts(threading.Event(), set_during_first=False) == 3
+    assert _attempts(None, set_during_first=False) == 3
