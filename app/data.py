@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger("app.data")
 T = TypeVar("T")
 DB_ERRORS: tuple[type[BaseException], ...] = (psycopg.OperationalError, PoolTimeout)
-TUPLES_OK = ExecStatus.TUPLES_OK
 READER_UNAVAILABLE: tuple[type[BaseException], ...] = (CircuitOpenError, *DB_ERRORS)
 MIGRATION_LOCK_ID = 7_001_001
 # A connection handed back healthy less than this long ago skips the pool's liveness round trip (the bypass
@@ -155,7 +154,7 @@ class Database:
             cur = conn.execute(sql, params)
             # The result's status, not `cur.description`, which builds a Column object per column on every read.
             result = cur.pgresult
-            return cur.fetchall() if result is not None and result.status == TUPLES_OK else []
+            return cur.fetchall() if result is not None and result.status == ExecStatus.TUPLES_OK else []
 
     def read(self, fn: Callable[[psycopg.Connection[dict[str, Any]]], T], *, fresh: bool = False) -> T:
         """Run an idempotent read: on the reader unless `fresh`, falling back to the writer; retried."""

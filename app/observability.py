@@ -74,7 +74,7 @@ _escape = encode_basestring_ascii
 
 @functools.lru_cache(maxsize=256)
 def _json_str(value: str) -> str:
-    return json.dumps(value)
+    return _escape(value)
 
 
 class RequestRecords:

@@ -12,7 +12,7 @@ ratio taken within its round (this machine's speed moves two- to three-fold; no 
   3. `POST /api/checkout/orders` at 16 connections vs the floor: the same order-writing statement
      (`app.checkout.PLACE_ORDER`) called directly from a psycopg pool by 16 threads of this process.
 Ends with: `api: get_ratio=R p99_ratio=R peer_ratio=R order_ratio=R order_p99_ratio=R hit_ratio=H`.
-After the GET and order phases, where their CPU went, per request, from /proc: the server's gunicorn workers, Redis,
+After the GET and order phases, where their CPU went, per request, from /proc: the server's workers (`server`), Redis,
 PostgreSQL, this load client, and the time both cores sat idle; and how the phase's connections were
 spread over the server's workers (a worker holding most of them is bound by its own GIL while the other idles).
 Knobs (every server alike): BENCH_WORKERS (2), BENCH_THREADS (8), BENCH_WORKER_CLASS (the configured one),

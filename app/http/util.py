@@ -34,7 +34,7 @@ def _body() -> bytes:
     chunked, over the limit: 413) goes through werkzeug as before. Only `json_body` reads bodies."""
     environ = request.environ
     length = environ.get("CONTENT_LENGTH", "")
-    if "wsgi.input_terminated" in environ and length.isdigit() and int(length) <= contract.MAX_REQUEST_BYTES:
+    if "wsgi.input_terminated" in environ and length.isdecimal() and int(length) <= contract.MAX_REQUEST_BYTES:
         return environ["wsgi.input"].read(int(length))  # type: ignore[no-any-return]
     return request.get_data(cache=True)
 
